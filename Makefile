@@ -1,0 +1,67 @@
+# bpfredir build. `make` builds everything incrementally; V=1 shows commands.
+# Generated files live only under build/, native/build/ and dist/.
+.DELETE_ON_ERROR:
+.PHONY: all bpf native ts setup run test test-unit test-kernel bench clean
+
+Q := $(if $(V),,@)
+BUILD := build
+CLANG ?= clang
+BPFTOOL ?= bpftool
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/')
+
+BPF_OBJ := $(BUILD)/bpf/bpfredir.bpf.o
+ADDON := native/build/Release/bpfredir.node
+TS_STAMP := dist/.built
+NPM_STAMP := node_modules/.package-lock.json
+
+all: bpf native ts
+
+bpf: $(BPF_OBJ)
+native: $(ADDON)
+ts: $(TS_STAMP)
+
+$(BUILD)/vmlinux.h:
+	@mkdir -p $(@D)
+	@echo "  GEN     $@"
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(BPF_OBJ): bpf/bpfredir.bpf.c bpf/bpfredir.h $(BUILD)/vmlinux.h
+	@mkdir -p $(@D)
+	@echo "  BPF     $@"
+	$(Q)$(CLANG) -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -I$(BUILD) -Ibpf -c $< -o $@
+
+$(NPM_STAMP): package.json
+	@echo "  NPM     install"
+	$(Q)npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(ADDON): $(wildcard native/*.cc native/*.h) native/binding.gyp bpf/bpfredir.h $(NPM_STAMP)
+	@echo "  ADDON   $@"
+	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild --silent >/dev/null
+
+$(TS_STAMP): $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json $(NPM_STAMP)
+	@echo "  TSC     dist/"
+	$(Q)node_modules/.bin/tsc -p tsconfig.json
+	@touch $@
+
+# Installs the system packages (Debian/Ubuntu, as root) and npm dependencies.
+setup:
+	$(Q)bash .ci/setup
+
+run: setup all
+	node dist/src/cli/main.js run --config deploy/example.yaml
+
+test-unit: all
+	node --test --test-reporter=spec dist/test/unit/
+
+test-kernel: all
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/
+
+test: setup all
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/kernel/
+
+bench: setup all
+	node dist/bench/run.js $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD) native/build dist

@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * bpfredir data path: sk_lookup steering and the sockmap splice verdict.
+ * Maps and layouts: bpfredir.h. Design: docs/ARCHITECTURE.md.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "bpfredir.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BPFREDIR_MAX_BINDINGS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct bind_key);
+	__type(value, struct bind_value);
+} bindings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settings);
+} settings SEC(".maps");
+
+/* Steering targets: one listening (TCP) or unconnected (UDP) socket per rule.
+ * No programs are ever attached to this map (accepted sockets must not inherit
+ * a psock from it). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, BPFREDIR_MAX_RULES);
+	__type(key, __u32);
+	__type(value, __u64);
+} steer_sockets SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, BPFREDIR_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct rule_stats);
+} rule_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, struct conn);
+} conns SEC(".maps");
+
+/* Every spliced socket, keyed by cookie: the redirect target. No programs, so
+ * a socket stays here (keeping its psock and the queue towards it) while it is
+ * paused. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+} splice_hold SEC(".maps");
+
+/* Spliced sockets whose incoming bytes the verdict program handles; the
+ * verdict is attached here. Removing a socket pauses its direction: its bytes
+ * then wait in its own TCP receive queue and its window closes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+} splice_active SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BPFREDIR_EVENTS_BYTES);
+} events SEC(".maps");
+
+static __always_inline struct rule_stats *stats_of(__u32 rule_id)
+{
+	return bpf_map_lookup_elem(&rule_stats, &rule_id);
+}
+
+/* Keep clang from merging the two families' context loads into one load at a
+ * variable offset, which the verifier rejects for the context pointer. */
+#define ctx_load(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v; })
+
+/* Fill key with the connection's destination; IPv4 as IPv4-mapped IPv6. */
+static __always_inline int dest_key(struct bpf_sk_lookup *ctx, struct bind_key *key)
+{
+	__u32 *w = (__u32 *)key->addr;
+
+	key->prefixlen = 32 + 128;
+	key->protocol = ctx->protocol;
+	if (ctx->family == AF_INET) {
+		w[0] = 0;
+		w[1] = 0;
+		w[2] = bpf_htonl(0x0000ffff);
+		w[3] = ctx_load(ctx->local_ip4);
+		return 0;
+	}
+	if (ctx->family == AF_INET6) {
+		w[0] = ctx_load(ctx->local_ip6[0]);
+		w[1] = ctx_load(ctx->local_ip6[1]);
+		w[2] = ctx_load(ctx->local_ip6[2]);
+		w[3] = ctx_load(ctx->local_ip6[3]);
+		return 0;
+	}
+	return -1;
+}
+
+/* Most specific binding for the destination: longest address prefix first,
+ * then the narrowest port block (exact port beats range beats any). */
+static __always_inline struct bind_value *best_binding(struct bpf_sk_lookup *ctx)
+{
+	struct bind_key key = {};
+	struct bind_value *best = NULL;
+	__u32 zero = 0, mask;
+	struct settings *s;
+
+	if (dest_key(ctx, &key))
+		return NULL;
+	s = bpf_map_lookup_elem(&settings, &zero);
+	if (!s)
+		return NULL;
+	mask = s->port_bits_mask;
+
+	for (int bits = 16; bits >= 0; bits--) {
+		struct bind_value *v;
+		__u16 host_port;
+
+		if (!(mask & (1u << bits)))
+			continue;
+		host_port = bits ? (__u16)(ctx->local_port & (0xffffu << (16 - bits))) : 0;
+		key.port_bits = bits;
+		key.port = bpf_htons(host_port);
+		v = bpf_map_lookup_elem(&bindings, &key);
+		/* Strictly longer only: at equal prefix the earlier (narrower) port block wins. */
+		if (v && (!best || v->addr_prefixlen > best->addr_prefixlen))
+			best = v;
+	}
+	return best;
+}
+
+SEC("sk_lookup")
+int steer(struct bpf_sk_lookup *ctx)
+{
+	struct bind_value *binding;
+	struct rule_stats *st;
+	struct bpf_sock *sk;
+	__u32 rule_id;
+	long err;
+
+	binding = best_binding(ctx);
+	if (!binding) {
+		st = stats_of(0);
+		if (st)
+			st->lookups++;
+		/* Not ours: let the normal socket lookup run. */
+		return SK_PASS;
+	}
+	rule_id = binding->rule_id;
+	st = stats_of(rule_id);
+	if (st)
+		st->lookups++;
+
+	sk = bpf_map_lookup_elem(&steer_sockets, &rule_id);
+	if (!sk) {
+		if (st)
+			st->dropped_no_socket++;
+		/* Fail closed: a rule without its socket must not fall through to
+		 * whatever else listens on that address. */
+		return SK_DROP;
+	}
+	err = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (err) {
+		if (st)
+			st->dropped_no_socket++;
+		/* Wrong protocol or family for the socket: same as no socket. */
+		return SK_DROP;
+	}
+	if (st)
+		st->steered++;
+	/* Socket selected: deliver to it. */
+	return SK_PASS;
+}
+
+/* Bytes redirected to the peer that the peer has not yet written into its own
+ * socket: the in-flight queue that the kernel does not limit. */
+static __always_inline __u64 in_flight(struct conn *c)
+{
+	struct bpf_sock *peer;
+	struct tcp_sock *tp;
+	__u32 write_seq = 0;
+	int ok = 0;
+
+	peer = bpf_map_lookup_elem(&splice_hold, &c->peer_cookie);
+	if (!peer)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(peer);
+	if (tp) {
+		write_seq = tp->write_seq;
+		ok = 1;
+	}
+	bpf_sk_release(peer);
+	if (!ok)
+		return 0;
+	if (!(c->flags & CONN_F_PEER_BASE_SET)) {
+		/* First redirect of this direction: nothing of ours is written yet. */
+		c->peer_write_base = write_seq - (__u32)c->redirected;
+		c->flags |= CONN_F_PEER_BASE_SET;
+	}
+	/* 32-bit sequence arithmetic: exact while less than 2 GiB is in flight. */
+	return (__u32)((__u32)c->redirected - (write_seq - c->peer_write_base));
+}
+
+static __always_inline void request_pause(struct conn *c, __u64 cookie, struct rule_stats *st)
+{
+	struct event *e;
+
+	if (c->flags & CONN_F_PAUSED)
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return; /* retried on the next skb */
+	e->cookie = cookie;
+	e->type = EVENT_PAUSE;
+	e->rule_id = c->rule_id;
+	bpf_ringbuf_submit(e, 0);
+	c->flags |= CONN_F_PAUSED;
+	if (st)
+		st->paused++;
+}
+
+SEC("sk_skb")
+int splice_verdict(struct __sk_buff *skb)
+{
+	__u64 cookie = bpf_get_socket_cookie(skb);
+	struct rule_stats *st;
+	struct conn *c;
+	__u32 len = skb->len;
+
+	c = bpf_map_lookup_elem(&conns, &cookie);
+	if (!c)
+		/* Not a spliced connection we know: keep the bytes readable. */
+		return SK_PASS;
+	if (len == 0)
+		/* A bare FIN: redirecting an empty skb makes the peer's send fail
+		 * with EPIPE and stops its transmit. User space propagates EOF. */
+		return SK_DROP;
+
+	st = stats_of(c->rule_id);
+	if (bpf_sk_redirect_hash(skb, &splice_hold, &c->peer_cookie, 0) != SK_PASS) {
+		if (st)
+			st->redirect_failed++;
+		/* Peer gone: leave the bytes on this socket for user space. */
+		return SK_PASS;
+	}
+	c->last_active_ns = bpf_ktime_get_ns();
+	if (!(c->flags & CONN_F_PEER_BASE_SET))
+		in_flight(c); /* records the peer's base before its first byte */
+	__sync_fetch_and_add(&c->redirected, len);
+	if (st) {
+		if (c->side == CONN_SIDE_CLIENT)
+			st->bytes_to_upstream += len;
+		else
+			st->bytes_to_client += len;
+	}
+	if (c->budget && in_flight(c) > c->budget)
+		request_pause(c, cookie, st);
+	/* Redirect set up above: the kernel queues the bytes for the peer's egress. */
+	return SK_PASS;
+}

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The one ABI between bpf/ and native/ (and, through native/, src/).
+ * Every map key and value that crosses the kernel boundary is defined here;
+ * src/abi.ts mirrors the byte layouts and must change with this file.
+ * Fixed-size, little-endian host layout, explicit padding: no implicit holes.
+ */
+#ifndef BPFREDIR_H
+#define BPFREDIR_H
+
+#ifndef __BPF__
+#include <linux/types.h>
+#endif
+
+#define BPFREDIR_ABI_VERSION 1
+
+/* Rule ids are small integers chosen by user space; 0 is reserved for
+ * "no rule matched" so its counters hold the global miss count. */
+#define BPFREDIR_MAX_RULES     65536
+/* LPM entries after port-range decomposition (a range costs <= 30 entries). */
+#define BPFREDIR_MAX_BINDINGS  1048576
+/* Spliced sockets (two per connection). */
+#define BPFREDIR_MAX_SOCKETS   262144
+/* Ring buffer for kernel → user-space notifications (bytes, power of 2). */
+#define BPFREDIR_EVENTS_BYTES  (256 * 1024)
+
+/*
+ * bindings: LPM trie that steers new connections (sk_lookup).
+ * The significant bits are protocol, port_bits and port (always all 32),
+ * then the leading bits of addr: prefixlen = 32 + address prefix length.
+ * IPv4 addresses are stored IPv4-mapped (::ffff:a.b.c.d, prefix + 96) so one
+ * trie serves both families.
+ * A port range is decomposed by user space into aligned power-of-two blocks;
+ * a block keeps its leading port_bits bits (port_bits 16 = exact port,
+ * 0 = any port). The lookup tries each port_bits in use (settings.port_bits_mask)
+ * and keeps the longest address prefix, then the largest port_bits.
+ */
+struct bind_key {
+	__u32 prefixlen;
+	__u8 protocol;   /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 port_bits;  /* 0..16 significant leading bits of port */
+	__u16 port;      /* network byte order, masked to port_bits */
+	__u8 addr[16];   /* network byte order */
+};
+
+struct bind_value {
+	__u32 rule_id;
+	__u32 addr_prefixlen; /* 0..128, the address part of the key's prefix */
+};
+
+/* settings: one-element ARRAY written by user space. */
+struct settings {
+	__u32 port_bits_mask; /* bit k set: some binding has port_bits == k */
+	__u32 flags;          /* reserved, 0 */
+};
+
+/* rule_stats: PERCPU_ARRAY indexed by rule id, summed by user space at scrape. */
+struct rule_stats {
+	__u64 lookups;           /* sk_lookup runs that matched this rule (rule 0: no match) */
+	__u64 steered;           /* connections handed to the rule's socket */
+	__u64 dropped_no_socket; /* matched but the rule has no socket: failed closed */
+	__u64 bytes_to_upstream; /* spliced client → upstream */
+	__u64 bytes_to_client;   /* spliced upstream → client */
+	__u64 redirect_failed;   /* verdict could not redirect; bytes left to user space */
+	__u64 paused;            /* times a direction hit its in-flight budget */
+	__u64 reserved;
+};
+
+enum conn_side {
+	CONN_SIDE_CLIENT = 0,   /* accepted socket; its bytes go to upstream */
+	CONN_SIDE_UPSTREAM = 1, /* connected socket; its bytes go to the client */
+};
+
+enum conn_flags {
+	CONN_F_PEER_BASE_SET = 1 << 0, /* peer_write_base holds the peer's write_seq */
+	CONN_F_PAUSED        = 1 << 1, /* budget hit, pause event sent, awaiting resume */
+};
+
+/*
+ * conns: HASH keyed by the socket cookie (__u64) of each spliced socket.
+ * Written by user space before the socket enters the splice maps; the verdict
+ * program updates the counters. Two entries per connection, one per side.
+ */
+struct conn {
+	__u64 peer_cookie;     /* key of the peer in splice_hold */
+	__u64 redirected;      /* bytes this socket received and redirected to the peer */
+	__u64 last_active_ns;  /* bpf_ktime_get_ns() of the last byte (CLOCK_MONOTONIC) */
+	__u32 rule_id;
+	__u32 budget;          /* max bytes redirected but not yet written by the peer; 0 = unlimited */
+	__u32 peer_write_base; /* peer tcp_sock.write_seq when this side first redirected */
+	__u8 side;             /* enum conn_side */
+	__u8 flags;            /* enum conn_flags */
+	__u16 reserved;
+};
+
+/* events: RINGBUF records, kernel → native engine. */
+enum event_type {
+	EVENT_PAUSE = 1, /* cookie's direction is over budget: remove it from splice_active */
+};
+
+struct event {
+	__u64 cookie;
+	__u32 type;
+	__u32 rule_id;
+};
+
+/* Names of the maps and programs in bpfredir.bpf.o, for the loader. */
+#define BPFREDIR_PROG_STEER    "steer"
+#define BPFREDIR_PROG_VERDICT  "splice_verdict"
+
+#endif /* BPFREDIR_H */

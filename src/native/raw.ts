@@ -1,0 +1,153 @@
+/**
+ * Types of the raw addon (native/build/Release/bpfredir.node).
+ * Only src/native/index.ts imports this file; everything else uses that module.
+ *
+ * Errors thrown by the addon look like Node's own system errors:
+ * `err.code` ('ENOENT', 'EPERM', …), `err.errno` (positive number), `err.syscall`
+ * ('bpf_map_update_elem', 'bind', …), and for BPF load failures `err.verifierLog`.
+ */
+
+/** A loaded bpfredir.bpf.o. Owns its map, program and link fds; close() releases all. */
+export interface RawBpfObject {
+  /** fd of a map by name (owned by the object; valid until close()). Throws ENOENT. */
+  mapFd(name: string): number;
+  /** Attach the sk_lookup program to a network namespace (path to an ns file, default
+   *  /proc/self/ns/net). Returns a link id usable with pinLink/detach. */
+  attachSkLookup(program: string, netnsPath?: string): number;
+  /** Attach an sk_skb program as BPF_SK_SKB_VERDICT to a sockmap/sockhash. */
+  attachVerdict(program: string, map: string): void;
+  /** Pin a link (by id) at a bpffs path; unpin removes the file. */
+  pinLink(linkId: number, path: string): void;
+  unpin(path: string): void;
+  /** Detach one link (by id). */
+  detach(linkId: number): void;
+  /** Detach everything, close every fd. Idempotent. */
+  close(): void;
+}
+
+export interface FeatureProbe {
+  skLookup: boolean;
+  sockmapVerdict: boolean;
+  /** One line per missing feature: what is missing and how to fix it. */
+  problems: string[];
+}
+
+export interface SocketAddress {
+  host: string; // literal IPv4/IPv6 address (no names: the control plane resolves)
+  port: number;
+}
+
+export type Datapath = 'splice' | 'userspace';
+
+export interface ListenerOptions {
+  ruleId: number;
+  /** Address to bind. With sk_lookup steering this is a private address such as
+   *  [::1]:0 (dual-stack); without BPF it is the rule's own address. */
+  bind: SocketAddress;
+  /** IPV6_V6ONLY off for [::] / [::1] so one socket takes IPv4 too. */
+  dualStack: boolean;
+  backlog: number;
+  /** Upstreams; the engine picks the first (later: load balancing). */
+  targets: SocketAddress[];
+  connectTimeoutMs: number;
+  /** 0 = no idle timeout. */
+  idleTimeoutMs: number;
+  datapath: Datapath;
+  /** Max bytes in flight per direction in the kernel splice queue (0 = unlimited). */
+  budgetBytes: number;
+  /** SO_SNDBUF for spliced sockets (0 = kernel autotuning). */
+  sndbufBytes: number;
+}
+
+export interface ListenerHandle {
+  id: number;
+  /** The listening socket's fd, owned by the engine, for insertion into steer_sockets. */
+  fd: number;
+  /** Local port actually bound (useful with port 0). */
+  port: number;
+}
+
+export type EngineEventType =
+  | 'connected' // upstream connected, data path running
+  | 'connect_failed' // upstream refused/unreachable/timeout; client closed
+  | 'closed' // connection finished (reason says how)
+  | 'fallback' // this connection uses the user-space relay (reason says why)
+  | 'error'; // engine-level problem (accept failure, map full, ...)
+
+export interface EngineEvent {
+  type: EngineEventType;
+  ruleId: number;
+  connId: number;
+  /** "ip:port" strings ([v6]:port for IPv6). */
+  client?: string;
+  /** getsockname() of the accepted socket: the original destination. */
+  originalDst?: string;
+  upstream?: string;
+  datapath?: Datapath;
+  /** e.g. 'eof', 'reset', 'idle_timeout', 'connect_timeout', 'ECONNREFUSED', 'shutdown'. */
+  reason?: string;
+  bytesToUpstream?: number;
+  bytesToClient?: number;
+  durationMs?: number;
+  code?: string; // errno name for 'error'/'connect_failed'
+  message?: string;
+}
+
+export interface EngineStats {
+  listeners: number;
+  connections: number; // open now
+  spliced: number; // open now on the kernel path
+  relayed: number; // open now on the user-space relay
+  paused: number; // directions paused by the in-flight budget now
+  accepted: number; // totals since start
+  connectFailed: number;
+  closed: number;
+}
+
+export interface EngineOptions {
+  /** Map fds for the kernel splice path; omit for a user-space-only engine. */
+  maps?: { conns: number; spliceHold: number; spliceActive: number; events: number };
+  /** Called on the JS thread with batches of events. */
+  onEvents: (events: EngineEvent[]) => void;
+}
+
+/** The forwarding engine: one epoll thread owning every proxied socket. */
+export interface RawEngine {
+  addListener(opts: ListenerOptions): ListenerHandle;
+  /** Change targets/timeouts of a listener; open connections keep theirs. */
+  updateListener(id: number, opts: Partial<Pick<ListenerOptions, 'targets' | 'connectTimeoutMs' | 'idleTimeoutMs'>>): void;
+  /** Stop accepting on this listener and close its socket; connections go on. */
+  removeListener(id: number): void;
+  stats(): EngineStats;
+  /** Stop accepting, close every connection and the thread. Resolves when done. */
+  close(): Promise<void>;
+}
+
+export interface RawBinding {
+  /** Load (and verify) a BPF object file; the sk_skb program gets BPF_SK_SKB_VERDICT. */
+  loadObject(path: string): Promise<RawBpfObject>;
+  probeFeatures(): FeatureProbe;
+  /** Mount bpffs at path if it is not mounted; mkdir -p the subdirectory given. */
+  ensureBpffs(mountPoint: string, subdir: string): void;
+  /** Inode of a netns file (default /proc/self/ns/net), as a bigint. */
+  netnsInode(path?: string): bigint;
+
+  mapUpdate(fd: number, key: Buffer, value: Buffer, flags?: number): void;
+  /** Returns false if the key was not there (ENOENT). */
+  mapDelete(fd: number, key: Buffer): boolean;
+  /** null if the key is not there. */
+  mapLookup(fd: number, key: Buffer, valueSize: number): Buffer | null;
+  /** Per-CPU map lookup: one Buffer per possible CPU, or null. */
+  mapLookupPercpu(fd: number, key: Buffer, valueSize: number): Buffer[] | null;
+  /** All keys of a map. */
+  mapKeys(fd: number, keySize: number): Buffer[];
+  /** Update many entries: keys and values packed back to back. Falls back to a loop
+   *  where BPF_MAP_UPDATE_BATCH is not supported (LPM trie). */
+  mapUpdateMany(fd: number, keys: Buffer, values: Buffer, keySize: number, valueSize: number): void;
+  /** Put a socket fd into a SOCKMAP/SOCKHASH under key. */
+  sockmapUpdate(fd: number, key: Buffer, socketFd: number): void;
+  /** Number of open fds of this process (for leak tests). */
+  openFdCount(): number;
+
+  Engine: new (opts: EngineOptions) => RawEngine;
+}
