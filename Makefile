@@ -13,6 +13,9 @@ BPF_OBJ := $(BUILD)/bpf/bpfredir.bpf.o
 ADDON := native/build/Release/bpfredir.node
 TS_STAMP := dist/.built
 NPM_STAMP := node_modules/.package-lock.json
+# Build the addon against the local Node headers when npm is configured with them (offline machines).
+NODEDIR := $(shell npm config get nodedir 2>/dev/null)
+NODEDIR_FLAG := $(if $(filter-out undefined null,$(NODEDIR)),--nodedir=$(NODEDIR))
 
 all: bpf native ts
 
@@ -37,7 +40,7 @@ $(NPM_STAMP): package.json
 
 $(ADDON): $(wildcard native/*.cc native/*.h) native/binding.gyp bpf/bpfredir.h $(NPM_STAMP)
 	@echo "  ADDON   $@"
-	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild --silent >/dev/null
+	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild --silent $(NODEDIR_FLAG) >/dev/null
 
 $(TS_STAMP): $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json $(NPM_STAMP)
 	@echo "  TSC     dist/"
