@@ -1,0 +1,207 @@
+#include "bpf_map.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "args.h"
+#include "errors.h"
+
+// The kernel's internal "operation not supported" (no batch ops for this map type).
+constexpr int kKernelENOTSUPP = 524;
+
+struct MapShape {
+  std::string name;
+  uint32_t key_size;
+  uint32_t value_size;  // as declared: one CPU's value for per-CPU maps
+  bool percpu;
+  uint32_t cpus;        // 1 unless percpu
+
+  // Bytes the syscalls read or write as the value: per-CPU maps use one
+  // 8-byte-aligned slot per possible CPU.
+  size_t value_bytes() const { return percpu ? ((value_size + 7) & ~7u) * size_t{cpus} : value_size; }
+};
+
+static bool IsPercpu(uint32_t type) {
+  return type == BPF_MAP_TYPE_PERCPU_ARRAY || type == BPF_MAP_TYPE_PERCPU_HASH ||
+         type == BPF_MAP_TYPE_LRU_PERCPU_HASH || type == BPF_MAP_TYPE_PERCPU_CGROUP_STORAGE;
+}
+
+static MapShape ShapeOf(int fd, const char* syscall) {
+  bpf_map_info info{};
+  uint32_t length = sizeof info;
+  int err = bpf_obj_get_info_by_fd(fd, &info, &length);
+  if (err) ThrowSysError(err, syscall, "fd " + std::to_string(fd) + " is not a BPF map");
+  MapShape shape{info.name, info.key_size, info.value_size, IsPercpu(info.type), 1};
+  if (shape.percpu) {
+    int cpus = libbpf_num_possible_cpus();
+    if (cpus < 0) ThrowSysError(cpus, "libbpf_num_possible_cpus", "reading /sys/devices/system/cpu/possible");
+    shape.cpus = cpus;
+  }
+  return shape;
+}
+
+static void RequireSize(size_t actual, size_t expected, const char* what, const MapShape& shape,
+                        const char* syscall) {
+  if (actual == expected) return;
+  ThrowSysError(EINVAL, syscall,
+                std::string(what) + " is " + std::to_string(actual) + " bytes, map " + shape.name +
+                    " expects " + std::to_string(expected));
+}
+
+static Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "mapUpdate(fd, key, value, flags?)");
+  int fd = FdArg(info, 0, "fd");
+  auto key = BufferArg(info, 1, "key");
+  auto value = BufferArg(info, 2, "value");
+  uint32_t flags = info.Length() > 3 && !info[3].IsUndefined() ? Uint32Arg(info, 3, "flags") : uint32_t{BPF_ANY};
+  const char* call = "bpf_map_update_elem";
+  MapShape shape = ShapeOf(fd, call);
+  RequireSize(key.Length(), shape.key_size, "key", shape, call);
+  RequireSize(value.Length(), shape.value_bytes(), "value", shape, call);
+  int err = bpf_map_update_elem(fd, key.Data(), value.Data(), flags);
+  if (err) ThrowSysError(err, call, "map " + shape.name);
+  return info.Env().Undefined();
+}
+
+static Napi::Value MapDelete(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "mapDelete(fd, key)");
+  int fd = FdArg(info, 0, "fd");
+  auto key = BufferArg(info, 1, "key");
+  const char* call = "bpf_map_delete_elem";
+  MapShape shape = ShapeOf(fd, call);
+  RequireSize(key.Length(), shape.key_size, "key", shape, call);
+  int err = bpf_map_delete_elem(fd, key.Data());
+  if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
+  if (err) ThrowSysError(err, call, "map " + shape.name);
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// Looks key up into a fresh buffer of shape.value_bytes(); false if absent.
+static bool LookupInto(int fd, const Napi::Buffer<uint8_t>& key, const MapShape& shape,
+                       std::vector<uint8_t>& value) {
+  value.assign(shape.value_bytes(), 0);
+  int err = bpf_map_lookup_elem(fd, key.Data(), value.data());
+  if (err == -ENOENT) return false;
+  if (err) ThrowSysError(err, "bpf_map_lookup_elem", "map " + shape.name);
+  return true;
+}
+
+static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "mapLookup(fd, key, valueSize)");
+  int fd = FdArg(info, 0, "fd");
+  auto key = BufferArg(info, 1, "key");
+  uint32_t value_size = Uint32Arg(info, 2, "valueSize");
+  const char* call = "bpf_map_lookup_elem";
+  MapShape shape = ShapeOf(fd, call);
+  if (shape.percpu) ThrowSysError(EINVAL, call, "map " + shape.name + " is per-CPU: use mapLookupPercpu");
+  RequireSize(key.Length(), shape.key_size, "key", shape, call);
+  RequireSize(value_size, shape.value_size, "valueSize", shape, call);
+  std::vector<uint8_t> value;
+  if (!LookupInto(fd, key, shape, value)) return info.Env().Null();
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), value.data(), value.size());
+}
+
+static Napi::Value MapLookupPercpu(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "mapLookupPercpu(fd, key, valueSize)");
+  int fd = FdArg(info, 0, "fd");
+  auto key = BufferArg(info, 1, "key");
+  uint32_t value_size = Uint32Arg(info, 2, "valueSize");
+  const char* call = "bpf_map_lookup_elem";
+  MapShape shape = ShapeOf(fd, call);
+  if (!shape.percpu) ThrowSysError(EINVAL, call, "map " + shape.name + " is not per-CPU: use mapLookup");
+  RequireSize(key.Length(), shape.key_size, "key", shape, call);
+  RequireSize(value_size, shape.value_size, "valueSize", shape, call);
+  std::vector<uint8_t> values;
+  if (!LookupInto(fd, key, shape, values)) return info.Env().Null();
+  size_t stride = values.size() / shape.cpus;
+  Napi::Array result = Napi::Array::New(info.Env(), shape.cpus);
+  for (uint32_t cpu = 0; cpu < shape.cpus; cpu++)
+    result.Set(cpu, Napi::Buffer<uint8_t>::Copy(info.Env(), values.data() + cpu * stride, value_size));
+  return result;
+}
+
+static Napi::Value MapKeys(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "mapKeys(fd, keySize)");
+  int fd = FdArg(info, 0, "fd");
+  uint32_t key_size = Uint32Arg(info, 1, "keySize");
+  const char* call = "bpf_map_get_next_key";
+  MapShape shape = ShapeOf(fd, call);
+  RequireSize(key_size, shape.key_size, "keySize", shape, call);
+  std::vector<uint8_t> keys;  // back to back
+  std::vector<uint8_t> next(key_size);
+  for (const void* previous = nullptr;; previous = keys.data() + keys.size() - key_size) {
+    int err = bpf_map_get_next_key(fd, previous, next.data());
+    if (err == -ENOENT) break;
+    if (err) ThrowSysError(err, call, "map " + shape.name);
+    keys.insert(keys.end(), next.begin(), next.end());
+  }
+  size_t count = keys.size() / key_size;
+  Napi::Array result = Napi::Array::New(info.Env(), count);
+  for (size_t i = 0; i < count; i++)
+    result.Set(i, Napi::Buffer<uint8_t>::Copy(info.Env(), keys.data() + i * key_size, key_size));
+  return result;
+}
+
+static Napi::Value MapUpdateMany(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 5, "mapUpdateMany(fd, keys, values, keySize, valueSize)");
+  int fd = FdArg(info, 0, "fd");
+  auto keys = BufferArg(info, 1, "keys");
+  auto values = BufferArg(info, 2, "values");
+  uint32_t key_size = Uint32Arg(info, 3, "keySize");
+  uint32_t value_size = Uint32Arg(info, 4, "valueSize");
+  const char* call = "bpf_map_update_batch";
+  MapShape shape = ShapeOf(fd, call);
+  RequireSize(key_size, shape.key_size, "keySize", shape, call);
+  RequireSize(value_size, shape.value_bytes(), "valueSize", shape, call);
+  size_t count = keys.Length() / key_size;
+  if (keys.Length() % key_size != 0 || values.Length() != count * value_size)
+    ThrowSysError(EINVAL, call,
+                  "keys and values must hold the same number of entries of keySize and valueSize bytes");
+  if (count == 0) return info.Env().Undefined();
+
+  uint32_t done = count;
+  int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &done, nullptr);
+  if (!err) return info.Env().Undefined();
+  bool unsupported = err == -kKernelENOTSUPP || err == -EOPNOTSUPP;
+  if (!unsupported || done != 0) ThrowSysError(err, call, "map " + shape.name + " after " + std::to_string(done) + " entries");
+
+  // No batch ops for this map type (LPM trie): one syscall per entry.
+  for (size_t i = 0; i < count; i++) {
+    err = bpf_map_update_elem(fd, keys.Data() + i * key_size, values.Data() + i * value_size, BPF_ANY);
+    if (err)
+      ThrowSysError(err, "bpf_map_update_elem",
+                    "map " + shape.name + ", entry " + std::to_string(i) + " of " + std::to_string(count));
+  }
+  return info.Env().Undefined();
+}
+
+static Napi::Value SockmapUpdate(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "sockmapUpdate(fd, key, socketFd)");
+  int fd = FdArg(info, 0, "fd");
+  auto key = BufferArg(info, 1, "key");
+  int socket_fd = FdArg(info, 2, "socketFd");
+  const char* call = "bpf_map_update_elem";
+  MapShape shape = ShapeOf(fd, call);
+  RequireSize(key.Length(), shape.key_size, "key", shape, call);
+  // The kernel reads a u32 fd, or a u64 when the map's value is 8 bytes: a
+  // zero-extended u64 serves both.
+  uint64_t value = static_cast<uint32_t>(socket_fd);
+  int err = bpf_map_update_elem(fd, key.Data(), &value, BPF_ANY);
+  if (err) ThrowSysError(err, call, "socket fd " + std::to_string(socket_fd) + " into map " + shape.name);
+  return info.Env().Undefined();
+}
+
+void InitBpfMap(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapUpdate", GuardedFunction(env, "mapUpdate", MapUpdate));
+  exports.Set("mapDelete", GuardedFunction(env, "mapDelete", MapDelete));
+  exports.Set("mapLookup", GuardedFunction(env, "mapLookup", MapLookup));
+  exports.Set("mapLookupPercpu", GuardedFunction(env, "mapLookupPercpu", MapLookupPercpu));
+  exports.Set("mapKeys", GuardedFunction(env, "mapKeys", MapKeys));
+  exports.Set("mapUpdateMany", GuardedFunction(env, "mapUpdateMany", MapUpdateMany));
+  exports.Set("sockmapUpdate", GuardedFunction(env, "sockmapUpdate", SockmapUpdate));
+}

@@ -1,0 +1,53 @@
+// A loaded BPF object file and everything attached from it (no JS here).
+//
+// Lifetime: the object owns its programs and maps (through libbpf), every
+// sk_lookup link fd and every verdict attachment it made. Close() — also run by
+// the destructor — detaches all of them (pinned links too: a pin only names a
+// link, it must not keep steering after we stop) and closes every fd. Map fds
+// handed out by MapFd() are invalid after Close(): stop users (the engine)
+// first. Pinned files stay until Unpin().
+#pragma once
+#include <bpf/libbpf.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "unique_fd.h"
+
+class BpfObject {
+ public:
+  // Opens and loads the file; every SK_SKB program becomes BPF_SK_SKB_VERDICT.
+  // Throws SysError (with the libbpf/verifier log on a load failure).
+  static std::unique_ptr<BpfObject> Load(const std::string& path);
+  ~BpfObject() { Close(); }
+
+  int MapFd(const std::string& name) const;
+  // Links an sk_lookup program to the netns at netns_path; returns a link id.
+  int AttachSkLookup(const std::string& program, const std::string& netns_path);
+  void AttachVerdict(const std::string& program, const std::string& map);
+  void PinLink(int link_id, const std::string& path) const;
+  void Detach(int link_id);
+  void Close();
+
+ private:
+  struct VerdictAttachment {
+    int program_fd;
+    int map_fd;
+  };
+  using ObjectPtr = std::unique_ptr<bpf_object, decltype(&bpf_object__close)>;
+
+  explicit BpfObject(ObjectPtr object) : object_(std::move(object)) {}
+  bpf_object* Open(const char* use) const;
+  int ProgramFd(const std::string& name) const;
+  const UniqueFd& Link(int link_id) const;
+
+  ObjectPtr object_;
+  std::map<int, UniqueFd> links_;
+  int next_link_id_ = 1;
+  std::vector<VerdictAttachment> verdicts_;
+};
+
+// Removes a pinned file; a path that is already gone is fine.
+void Unpin(const std::string& path);
