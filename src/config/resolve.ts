@@ -1,0 +1,34 @@
+/** Host names in listen/target are resolved once, at load; the kernel and engine see literals. */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { BpfredirError, errnoCode } from '../errors.js';
+import type { Config, Endpoint, Rule } from './types.js';
+
+export type HostLookup = (host: string) => Promise<string>;
+
+const systemLookup: HostLookup = async (host) => (await dnsLookup(host)).address;
+
+/** Replace every host name with its first address; all failures are reported together. */
+export async function resolveHostnames(config: Config, lookup: HostLookup = systemLookup): Promise<Config> {
+  const problems: string[] = [];
+  const resolve = async (rule: Rule, field: string, endpoint: Endpoint): Promise<Endpoint> => {
+    if (isIP(endpoint.host)) return endpoint;
+    try {
+      return { host: await lookup(endpoint.host), port: endpoint.port };
+    } catch (err) {
+      problems.push(
+        `${rule.source}: rule '${rule.name}': ${field}: cannot resolve '${endpoint.host}' (${errnoCode(err) ?? 'lookup failed'}); use an IP address or fix the name`,
+      );
+      return endpoint;
+    }
+  };
+  const rules = await Promise.all(
+    config.rules.map(async (rule): Promise<Rule> => {
+      const target = await resolve(rule, 'target', rule.target);
+      if (rule.kind === 'listen') return { ...rule, target, listen: await resolve(rule, 'listen', rule.listen) };
+      return { ...rule, target };
+    }),
+  );
+  if (problems.length) throw new BpfredirError('ERR_BPFREDIR_CONFIG', problems);
+  return { ...config, rules };
+}

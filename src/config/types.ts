@@ -1,0 +1,57 @@
+/** The validated config: what every other layer reads. Built only by src/config/. */
+import type { Prefix } from '../rules/ip.js';
+import type { PortRange } from '../rules/ports.js';
+
+export type DatapathChoice = 'auto' | 'splice' | 'userspace';
+
+export interface Endpoint {
+  /** A literal IP address once resolveHostnames() has run; before, maybe a name. */
+  host: string;
+  port: number;
+}
+
+interface RuleCommon {
+  name: string;
+  protocol: 'tcp';
+  target: Endpoint;
+  connectTimeoutMs: number;
+  /** 0 = never. */
+  idleTimeoutMs: number;
+  /** "file:line" of the rule, for later errors about it. */
+  source: string;
+}
+
+/** Bind the address directly, like rinetd or redir. */
+export interface ListenRule extends RuleCommon {
+  kind: 'listen';
+  listen: Endpoint;
+}
+
+/** Steer connections to these prefixes and ports with sk_lookup. */
+export interface SteerRule extends RuleCommon {
+  kind: 'steer';
+  destinations: Prefix[];
+  /** Sorted, disjoint. */
+  ports: PortRange[];
+}
+
+export type Rule = ListenRule | SteerRule;
+
+export interface Config {
+  datapath: DatapathChoice;
+  /** In-flight bytes per direction in the kernel splice queue (0 = unlimited). */
+  budgetBytes: number;
+  /** SO_SNDBUF of spliced sockets (0 = autotune). */
+  sndbufBytes: number;
+  rules: Rule[];
+  /** Where the config came from (a path or "command line"). */
+  source: string;
+}
+
+export const DEFAULTS = {
+  datapath: 'auto' as DatapathChoice,
+  budgetBytes: 4 * 2 ** 20,
+  sndbufBytes: 4 * 2 ** 20,
+  connectTimeoutMs: 5000,
+  idleTimeoutMs: 0,
+};

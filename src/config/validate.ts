@@ -1,0 +1,223 @@
+/**
+ * Turns a parsed tree into a typed Config, collecting every problem (one line
+ * each, "<file>:<line>: <where>: <what>; <how to fix>") before failing, so a
+ * user fixes them all in one go and nothing is applied from a broken config.
+ */
+import { BpfredirError } from '../errors.js';
+import { formatPrefix } from '../rules/ip.js';
+import { formatRange } from '../rules/ports.js';
+import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
+import { closestMatch } from './suggest.js';
+import { DEFAULTS, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { parseDuration, parseSize, type Parsed } from './units.js';
+import type { MapEntry, TreeNode } from './yaml-tree.js';
+
+const TOP_KEYS = ['datapath', 'budget', 'sndbuf', 'connect_timeout', 'idle_timeout', 'rules'] as const;
+const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
+const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
+const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
+/** The kernel's in-flight accounting uses 32-bit sequence arithmetic. */
+const MAX_BUDGET = 2 ** 31 - 1;
+/** setsockopt takes an int and the kernel doubles it. */
+const MAX_SNDBUF = 2 ** 30;
+/** Node and the engine keep milliseconds in a signed 32-bit range. */
+const MAX_DURATION_MS = 2 ** 31 - 1;
+
+class Problems {
+  readonly lines: string[] = [];
+  constructor(private readonly file: string) {}
+
+  add(line: number | undefined, where: string, message: string): void {
+    const at = line === undefined ? this.file : `${this.file}:${line}`;
+    this.lines.push(`${at}: ${where}${message}`);
+  }
+
+  at(line: number | undefined): string {
+    return line === undefined ? this.file : `${this.file}:${line}`;
+  }
+}
+
+function checkKeys(entries: MapEntry[], allowed: readonly string[], where: string, problems: Problems): void {
+  for (const { key, line } of entries) {
+    if (allowed.includes(key)) continue;
+    const guess = closestMatch(key, allowed);
+    const hint = guess ? `did you mean '${guess}'?` : `allowed: ${allowed.join(', ')}`;
+    problems.add(line, where, `unknown key '${key}'; ${hint}`);
+  }
+}
+
+function entryOf(entries: MapEntry[], key: string): MapEntry | undefined {
+  return entries.find((e) => e.key === key);
+}
+
+/** Reads one field with a parser; records the problem and returns the fallback on error. */
+function field<T>(
+  entries: MapEntry[],
+  key: string,
+  where: string,
+  problems: Problems,
+  parse: (v: unknown) => Parsed<T>,
+  fallback: T,
+): T {
+  const entry = entryOf(entries, key);
+  if (!entry) return fallback;
+  if (entry.value.kind !== 'scalar') {
+    problems.add(entry.line, where, `${key}: expected a single value, not a ${entry.value.kind === 'seq' ? 'list' : 'map'}`);
+    return fallback;
+  }
+  const parsed = parse(entry.value.value);
+  if (parsed.ok) return parsed.value;
+  problems.add(entry.value.line ?? entry.line, where, `${key}: ${parsed.reason}`);
+  return fallback;
+}
+
+const sizeUpTo =
+  (max: number, example: string) =>
+  (v: unknown): Parsed<number> => {
+    const parsed = parseSize(v);
+    if (!parsed.ok) return { ok: false, reason: `${parsed.reason}; write e.g. ${example} (units: B, KiB, MiB, GiB, k, M, G)` };
+    if (parsed.value > max) return { ok: false, reason: `'${v}' is too large (at most ${max} bytes); write e.g. ${example}` };
+    return parsed;
+  };
+
+const duration =
+  (options: { allowZero: boolean; example: string }) =>
+  (v: unknown): Parsed<number> => {
+    const parsed = parseDuration(v);
+    if (!parsed.ok) return { ok: false, reason: `${parsed.reason}; write e.g. ${options.example} (units: ms, s, m, h)` };
+    if (parsed.value === 0 && !options.allowZero) return { ok: false, reason: `must be longer than 0; write e.g. ${options.example}` };
+    if (parsed.value > MAX_DURATION_MS) return { ok: false, reason: `'${v}' is too long (at most 24 days)` };
+    return parsed;
+  };
+
+const oneOf =
+  <T extends string>(allowed: readonly T[]) =>
+  (v: unknown): Parsed<T> =>
+    allowed.includes(v as T) ? { ok: true, value: v as T } : { ok: false, reason: `'${v}' is not one of ${allowed.join(', ')}` };
+
+const protocol = (v: unknown): Parsed<'tcp'> => {
+  if (v === 'tcp') return { ok: true, value: 'tcp' };
+  if (v === 'udp') return { ok: false, reason: 'udp is not supported yet; use tcp' };
+  return { ok: false, reason: `'${v}' is not a protocol; write tcp` };
+};
+
+const ruleName = (v: unknown): Parsed<string> =>
+  typeof v === 'string' && RULE_NAME.test(v)
+    ? { ok: true, value: v }
+    : { ok: false, reason: `'${v}' is not a rule name; use 1-64 of a-z 0-9 _ . - (e.g. web-8080)` };
+
+interface RuleDefaults {
+  connectTimeoutMs: number;
+  idleTimeoutMs: number;
+}
+
+function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, problems: Problems): Rule | undefined {
+  if (node.kind !== 'map') {
+    problems.add(node.line, `rule #${index + 1}: `, 'expected a map with name, target and listen or destination');
+    return undefined;
+  }
+  const before = problems.lines.length;
+  const entries = node.entries;
+  const nameEntry = entryOf(entries, 'name');
+  const name = nameEntry ? field(entries, 'name', `rule #${index + 1}: `, problems, ruleName, undefined) : undefined;
+  const where = name ? `rule '${name}': ` : `rule #${index + 1}: `;
+  if (!nameEntry) problems.add(node.line, where, 'name: missing; give every rule a unique name, e.g. name: web');
+  checkKeys(entries, RULE_KEYS, where, problems);
+  field(entries, 'protocol', where, problems, protocol, 'tcp');
+  const target = field(entries, 'target', where, problems, parseEndpoint, undefined);
+  if (!entryOf(entries, 'target')) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
+  const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, duration({ allowZero: false, example: '5s' }), defaults.connectTimeoutMs);
+  const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, duration({ allowZero: true, example: '10m or 0 (never)' }), defaults.idleTimeoutMs);
+  const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, source: problems.at(node.line) };
+
+  const listenEntry = entryOf(entries, 'listen');
+  const destinationEntry = entryOf(entries, 'destination');
+  const portsEntry = entryOf(entries, 'ports');
+  if (listenEntry && destinationEntry) {
+    problems.add(listenEntry.line, where, 'has both listen and destination; a rule either binds one address (listen) or steers prefixes (destination + ports)');
+    return undefined;
+  }
+  if (listenEntry) {
+    if (portsEntry) problems.add(portsEntry.line, where, 'ports: only goes with destination; with listen the port is part of the address');
+    const listen = field(entries, 'listen', where, problems, parseEndpoint, undefined);
+    return problems.lines.length === before ? { ...common, kind: 'listen', listen: listen! } : undefined;
+  }
+  if (destinationEntry) {
+    const destinations = parseDestinations(destinationEntry.value);
+    for (const p of destinations.problems) problems.add(destinationEntry.value.line ?? destinationEntry.line, where, `destination: ${p}`);
+    if (!portsEntry) problems.add(destinationEntry.line, where, 'ports: missing; steering needs ports, e.g. ports: 8080-8090 (or any)');
+    const ports = portsEntry ? parsePorts(portsEntry.value) : { ranges: [], problems: [] };
+    for (const p of ports.problems) problems.add(portsEntry?.value.line ?? portsEntry?.line, where, `ports: ${p}`);
+    return problems.lines.length === before
+      ? { ...common, kind: 'steer', destinations: destinations.prefixes, ports: ports.ranges }
+      : undefined;
+  }
+  problems.add(node.line, where, 'needs listen: ADDRESS:PORT (bind it directly) or destination: PREFIX with ports: (steer with sk_lookup)');
+  return undefined;
+}
+
+/** Two rules may not claim the same thing: a name, a listen address, or an identical match. */
+function checkConflicts(rules: Rule[], problems: Problems): void {
+  const names = new Map<string, Rule>();
+  const listens = new Map<string, Rule>();
+  const matches = new Map<string, Rule>();
+  const lineOf = (rule: Rule) => rule.source.slice(rule.source.lastIndexOf(':') + 1);
+  for (const rule of rules) {
+    const where = `rule '${rule.name}': `;
+    const sameName = names.get(rule.name);
+    if (sameName) problems.lines.push(`${rule.source}: ${where}name is already used by the rule at line ${lineOf(sameName)}; names must be unique`);
+    else names.set(rule.name, rule);
+
+    if (rule.kind === 'listen') {
+      const key = `${rule.listen.host.toLowerCase()}|${rule.listen.port}`;
+      const other = listens.get(key);
+      if (other) problems.lines.push(`${rule.source}: ${where}listen: ${rule.listen.host}:${rule.listen.port} is already taken by rule '${other.name}'; pick another port`);
+      else listens.set(key, rule);
+      continue;
+    }
+    for (const prefix of rule.destinations) {
+      for (const range of rule.ports) {
+        const key = `${prefix.addr.toString('hex')}/${prefix.len}|${range.lo}-${range.hi}`;
+        const other = matches.get(key);
+        if (other && other !== rule) {
+          problems.lines.push(
+            `${rule.source}: ${where}destination ${formatPrefix(prefix)} ports ${formatRange(range)} is exactly what rule '${other.name}' matches; remove one or make one narrower`,
+          );
+        } else matches.set(key, rule);
+      }
+    }
+  }
+}
+
+/** Validate a parsed config; throws ERR_BPFREDIR_CONFIG listing every problem. */
+export function validateConfig(tree: TreeNode | null, file: string): Config {
+  const problems = new Problems(file);
+  const fail = () => new BpfredirError('ERR_BPFREDIR_CONFIG', problems.lines);
+  if (!tree || tree.kind !== 'map') {
+    problems.add(tree?.line, '', 'expected a map with rules: (see deploy/example.yaml)');
+    throw fail();
+  }
+  const entries = tree.entries;
+  checkKeys(entries, TOP_KEYS, '', problems);
+  const datapath = field(entries, 'datapath', '', problems, oneOf(DATAPATHS), DEFAULTS.datapath);
+  const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB or 0 (unlimited)'), DEFAULTS.budgetBytes);
+  const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB or 0 (autotune)'), DEFAULTS.sndbufBytes);
+  const defaults: RuleDefaults = {
+    connectTimeoutMs: field(entries, 'connect_timeout', '', problems, duration({ allowZero: false, example: '5s' }), DEFAULTS.connectTimeoutMs),
+    idleTimeoutMs: field(entries, 'idle_timeout', '', problems, duration({ allowZero: true, example: '10m or 0 (never)' }), DEFAULTS.idleTimeoutMs),
+  };
+
+  const rulesEntry = entryOf(entries, 'rules');
+  const rules: Rule[] = [];
+  if (!rulesEntry || rulesEntry.value.kind !== 'seq' || rulesEntry.value.items.length === 0) {
+    problems.add(rulesEntry?.line ?? tree.line, '', 'rules: needs a list of at least one rule (see deploy/example.yaml)');
+  } else {
+    rulesEntry.value.items.forEach((node, i) => {
+      const rule = validateRule(node, i, defaults, problems);
+      if (rule) rules.push(rule);
+    });
+  }
+  checkConflicts(rules, problems);
+  if (problems.lines.length) throw fail();
+  return { datapath, budgetBytes, sndbufBytes, rules, source: file };
+}

@@ -1,0 +1,57 @@
+/**
+ * YAML (and so JSON) parsed into a small tree that remembers the line of every
+ * value, so validation errors can point at it. Plain objects (command-line
+ * configs) become the same tree without lines.
+ */
+import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
+
+export type TreeNode =
+  | { kind: 'map'; line?: number; entries: MapEntry[] }
+  | { kind: 'seq'; line?: number; items: TreeNode[] }
+  | { kind: 'scalar'; line?: number; value: unknown };
+
+export interface MapEntry {
+  key: string;
+  line?: number;
+  value: TreeNode;
+}
+
+export interface ParsedTree {
+  tree: TreeNode | null;
+  /** "line N: message" for each YAML syntax error. */
+  syntaxErrors: { line?: number; message: string }[];
+}
+
+export function parseYamlTree(text: string): ParsedTree {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lines.linePos(offset).line);
+  const syntaxErrors = doc.errors.map((e) => ({ line: lineOf(e.pos[0]), message: e.message.split('\n')[0]! }));
+  if (syntaxErrors.length) return { tree: null, syntaxErrors };
+
+  const convert = (node: unknown): TreeNode => {
+    const line = lineOf((node as YamlNode | null)?.range?.[0]);
+    if (isMap(node)) {
+      const entries = node.items.map((pair) => ({
+        key: String(isScalar(pair.key) ? pair.key.value : pair.key),
+        line: lineOf((pair.key as YamlNode | null)?.range?.[0]),
+        value: pair.value === null ? { kind: 'scalar' as const, line, value: null } : convert(pair.value),
+      }));
+      return { kind: 'map', line, entries };
+    }
+    if (isSeq(node)) return { kind: 'seq', line, items: node.items.map(convert) };
+    return { kind: 'scalar', line, value: isScalar(node) ? node.value : null };
+  };
+  return { tree: doc.contents === null ? null : convert(doc.contents), syntaxErrors: [] };
+}
+
+export function plainTree(value: unknown): TreeNode {
+  if (Array.isArray(value)) return { kind: 'seq', items: value.map(plainTree) };
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, v]) => v !== undefined)
+      .map(([key, v]) => ({ key, value: plainTree(v) }));
+    return { kind: 'map', entries };
+  }
+  return { kind: 'scalar', value };
+}

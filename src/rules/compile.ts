@@ -1,0 +1,85 @@
+/**
+ * Steering rules → the entries of the kernel's bindings trie. Pure.
+ *
+ * The kernel picks the longest address prefix, then the narrowest port block.
+ * Where rules overlap at the same prefix the compiler decides instead (the
+ * narrower port range wins, then the earlier rule) and cuts the loser's range
+ * around the winner's, so at most one block matches any port per prefix.
+ */
+import type { SteerRule } from '../config/types.js';
+import type { Prefix } from './ip.js';
+import { decomposeRange, mergeRanges, rangeWidth, subtractRanges, type PortRange } from './ports.js';
+
+export const IPPROTO_TCP = 6;
+
+export interface Binding {
+  protocol: number;
+  prefix: Prefix;
+  port: number; // host order, first port of the block
+  portBits: number; // 0..16
+  ruleId: number;
+}
+
+export interface CompiledBindings {
+  bindings: Binding[];
+  /** Bit k set when some binding has portBits == k (settings.port_bits_mask). */
+  portBitsMask: number;
+}
+
+interface Claim {
+  order: number; // rule position in the config
+  ruleId: number;
+  range: PortRange;
+}
+
+interface Group {
+  protocol: number;
+  prefix: Prefix;
+  claims: Claim[];
+}
+
+/** Who owns which ports of one prefix, after resolving overlaps. */
+function resolveGroup(group: Group): { ruleId: number; ranges: PortRange[] }[] {
+  const byPrecedence = [...group.claims].sort((a, b) => rangeWidth(a.range) - rangeWidth(b.range) || a.order - b.order);
+  let taken: PortRange[] = [];
+  const owned = new Map<number, PortRange[]>();
+  for (const claim of byPrecedence) {
+    const free = subtractRanges(claim.range, taken);
+    if (free.length === 0) continue;
+    owned.set(claim.ruleId, [...(owned.get(claim.ruleId) ?? []), ...free]);
+    taken = mergeRanges([...taken, ...free]);
+  }
+  return [...owned].map(([ruleId, ranges]) => ({ ruleId, ranges: mergeRanges(ranges) }));
+}
+
+/** Compile steering rules; `ids` maps every rule name to its id. */
+export function compileBindings(rules: readonly SteerRule[], ids: ReadonlyMap<string, number>): CompiledBindings {
+  const groups = new Map<string, Group>();
+  rules.forEach((rule, order) => {
+    const ruleId = ids.get(rule.name);
+    if (ruleId === undefined) throw new Error(`no id assigned to rule '${rule.name}'`);
+    for (const prefix of rule.destinations) {
+      const key = `${IPPROTO_TCP}|${prefix.addr.toString('hex')}/${prefix.len}`;
+      let group = groups.get(key);
+      if (!group) groups.set(key, (group = { protocol: IPPROTO_TCP, prefix, claims: [] }));
+      for (const range of rule.ports) group.claims.push({ order, ruleId, range });
+    }
+  });
+
+  const bindings: Binding[] = [];
+  let portBitsMask = 0;
+  for (const group of groups.values()) {
+    for (const { ruleId, ranges } of resolveGroup(group)) {
+      for (const block of ranges.flatMap(decomposeRange)) {
+        bindings.push({ protocol: group.protocol, prefix: group.prefix, port: block.port, portBits: block.portBits, ruleId });
+        portBitsMask |= 1 << block.portBits;
+      }
+    }
+  }
+  return { bindings, portBitsMask };
+}
+
+/** Most specific first (longest prefix, then narrowest block): the safe order to add in. */
+export function bySpecificity(a: Binding, b: Binding): number {
+  return b.prefix.len - a.prefix.len || b.portBits - a.portBits;
+}

@@ -1,0 +1,35 @@
+/**
+ * Rule names → small numeric ids (the kernel never sees names). Ids are stable
+ * across reloads: a name keeps its id while it stays in the config. Id 0 is
+ * reserved by the ABI for "no rule matched".
+ */
+export const MAX_RULE_ID = 65535; // BPFREDIR_MAX_RULES - 1
+
+export class RuleIds {
+  private readonly ids = new Map<string, number>();
+
+  /**
+   * Ids for exactly these names. Names already known keep their id; new names
+   * get the lowest id no name held before this call, so an id freed by this
+   * reload is not handed to a different rule in the same reload.
+   */
+  assign(names: readonly string[]): Map<string, number> {
+    const busy = new Set(this.ids.values());
+    const result = new Map<string, number>();
+    let next = 1;
+    for (const name of names) {
+      const known = this.ids.get(name);
+      if (known !== undefined) {
+        result.set(name, known);
+        continue;
+      }
+      while (busy.has(next)) next++;
+      if (next > MAX_RULE_ID) throw new Error(`more than ${MAX_RULE_ID} rules; split the config across network namespaces`);
+      result.set(name, next);
+      busy.add(next);
+    }
+    this.ids.clear();
+    for (const [name, id] of result) this.ids.set(name, id);
+    return result;
+  }
+}
