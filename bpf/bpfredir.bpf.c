@@ -35,7 +35,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKMAP);
 	__uint(max_entries, BPFREDIR_MAX_RULES);
 	__type(key, __u32);
-	__type(value, __u64);
+	__type(value, __u32); /* socket fd when written from user space */
 } steer_sockets SEC(".maps");
 
 struct {
@@ -59,7 +59,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, __u32);
 } splice_hold SEC(".maps");
 
 /* Spliced sockets whose incoming bytes the verdict program handles; the
@@ -69,7 +69,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
 	__type(key, __u64);
-	__type(value, __u64);
+	__type(value, __u32);
 } splice_active SEC(".maps");
 
 struct {
