@@ -1,0 +1,66 @@
+/**
+ * Whole-machine counters: busy CPU from /proc/stat (softirq and kernel workers included — the
+ * in-kernel splice path does its work there), MemAvailable, and the kernel's TCP memory.
+ */
+import { readFileSync } from 'node:fs';
+import { CLOCK_TICKS_PER_SEC } from './proc.js';
+
+const PAGE_SIZE = 4096;
+
+/** Busy CPU seconds summed over all CPUs since boot (everything but idle and iowait). */
+export function machineBusySeconds(): number {
+  const first = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  const [, ...values] = first.trim().split(/\s+/);
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number); // skip idle, iowait
+  return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_SEC;
+}
+
+export function memAvailableBytes(): number {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return Number(m?.[1] ?? 0) * 1024;
+}
+
+/** Pages charged to TCP machine-wide (sockstat "TCP: ... mem N"), in bytes. */
+export function tcpMemoryBytes(): number {
+  const m = /^TCP:.*\bmem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'));
+  return Number(m?.[1] ?? 0) * PAGE_SIZE;
+}
+
+export interface MemorySample {
+  t: number; // seconds since start
+  memDrop: number; // bytes below MemAvailable at start
+  tcpMem: number; // bytes
+}
+
+/** Samples memory every intervalMs until stop(); stop() returns the samples. */
+export function startMemorySampler(intervalMs = 200): { stop(): MemorySample[] } {
+  const start = performance.now();
+  const base = memAvailableBytes();
+  const samples: MemorySample[] = [];
+  const take = () =>
+    samples.push({ t: (performance.now() - start) / 1000, memDrop: base - memAvailableBytes(), tcpMem: tcpMemoryBytes() });
+  take();
+  const timer = setInterval(take, intervalMs);
+  return {
+    stop() {
+      clearInterval(timer);
+      take();
+      return samples;
+    },
+  };
+}
+
+/** Peak values, and growth: mean drop over the last quarter minus over the second quarter. */
+export function summarizeMemory(samples: MemorySample[]): { memDropMaxMB: number; tcpMemMaxMB: number; memGrowthMB: number } {
+  const MB = 1e6;
+  const quarter = (q: number) => {
+    const n = samples.length;
+    const part = samples.slice(Math.floor((n * q) / 4), Math.max(Math.floor((n * (q + 1)) / 4), Math.floor((n * q) / 4) + 1));
+    return part.reduce((s, x) => s + x.memDrop, 0) / part.length;
+  };
+  return {
+    memDropMaxMB: Math.max(0, ...samples.map((s) => s.memDrop)) / MB,
+    tcpMemMaxMB: Math.max(0, ...samples.map((s) => s.tcpMem)) / MB,
+    memGrowthMB: samples.length >= 8 ? (quarter(3) - quarter(1)) / MB : 0,
+  };
+}

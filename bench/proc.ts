@@ -1,0 +1,211 @@
+/**
+ * Running commands inside network namespaces: foreground runs with a deadline, background
+ * services that are always killed (whole process group), and per-process-tree CPU and RSS
+ * read from /proc.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { onCleanup } from './cleanup.js';
+
+export const CLOCK_TICKS_PER_SEC = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+export interface NsCommand {
+  netns: string;
+  argv: string[];
+  /** Pin to this CPU (taskset); children inherit it. */
+  cpu?: number;
+  /** Raise RLIMIT_NOFILE (prlimit) for many-connection tests. */
+  nofile?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** ip netns exec / prlimit / taskset all exec() the next program, so the pid we get is the tool's. */
+function wrapped(c: NsCommand): string[] {
+  const argv = ['netns', 'exec', c.netns];
+  if (c.nofile) argv.push('prlimit', `--nofile=${c.nofile}:${c.nofile}`);
+  if (c.cpu !== undefined) argv.push('taskset', '-c', String(c.cpu));
+  return [...argv, ...c.argv];
+}
+
+export interface Background {
+  pid: number;
+  label: string;
+  /** Last few KB of stdout+stderr, for error messages. */
+  output(): string;
+  /** Resolves with the exit code (or null when killed) once the process ended. */
+  exited: Promise<number | null>;
+  hasExited(): boolean;
+  stop(): Promise<void>;
+}
+
+const OUTPUT_KEEP = 8192;
+
+export function startBackground(label: string, c: NsCommand): Background {
+  const child = spawn('ip', wrapped(c), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+  let out = '';
+  const keep = (chunk: Buffer) => {
+    out = (out + chunk.toString()).slice(-OUTPUT_KEEP);
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  let ended = false;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on('error', (err) => {
+      keep(Buffer.from(`${err.message}\n`));
+      ended = true;
+      resolve(-1);
+    });
+    child.on('exit', (code) => {
+      ended = true;
+      resolve(code);
+    });
+  });
+  const pid = child.pid ?? -1;
+  const killGroup = (signal: NodeJS.Signals) => {
+    if (pid > 0) {
+      try {
+        process.kill(-pid, signal);
+      } catch {
+        /* already gone */
+      }
+    }
+  };
+  const forget = onCleanup(`process ${label}`, () => killGroup('SIGKILL'));
+  return {
+    pid,
+    label,
+    output: () => out,
+    exited,
+    hasExited: () => ended,
+    async stop() {
+      if (!ended) {
+        killGroup('SIGTERM');
+        const timer = setTimeout(() => killGroup('SIGKILL'), 2000);
+        await exited;
+        clearTimeout(timer);
+      }
+      killGroup('SIGKILL'); // stragglers in the group (forked children)
+      forget();
+    },
+  };
+}
+
+export interface RunResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  timedOut: boolean;
+  ms: number;
+}
+
+/** Run to completion; killed (whole group) after timeoutMs. */
+export function runInNetns(c: NsCommand, timeoutMs: number): Promise<RunResult> {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const child = spawn('ip', wrapped(c), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const kill = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    };
+    const forget = onCleanup(`run ${c.argv[0]}`, kill);
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    const finish = (code: number | null) => {
+      clearTimeout(timer);
+      forget();
+      resolve({ code, stdout, stderr, timedOut, ms: performance.now() - started });
+    };
+    child.on('error', (err) => {
+      stderr += err.message;
+      finish(-1);
+    });
+    child.on('close', finish);
+  });
+}
+
+/** Synchronous helper for setup/teardown commands; throws with the command's stderr. */
+export function sh(argv: string[]): string {
+  try {
+    return execFileSync(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+  } catch (err) {
+    const e = err as { stderr?: Buffer; message: string };
+    throw new Error(`${argv.join(' ')}: ${e.stderr?.toString().trim() || e.message}`);
+  }
+}
+
+function readStatFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // comm may contain spaces: fields start after the last ')'
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/** pid plus every descendant alive now. */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const fields = readStatFields(Number(entry));
+    if (!fields) continue;
+    const ppid = Number(fields[1]);
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid)!.push(Number(entry));
+  }
+  const tree: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    tree.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return tree;
+}
+
+/** CPU seconds used by the tree, including reaped children (cutime/cstime). */
+export function treeCpuSeconds(roots: number[]): number {
+  let ticks = 0;
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      const f = readStatFields(pid);
+      // fields[11..14] = utime stime cutime cstime (stat fields 14-17)
+      if (f) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    }
+  }
+  return ticks / CLOCK_TICKS_PER_SEC;
+}
+
+/** Sum of VmRSS and VmHWM (bytes) over the trees (shared pages counted once per process). */
+export function treeMemory(roots: number[]): { rss: number; hwm: number; processes: number } {
+  let rss = 0;
+  let hwm = 0;
+  let processes = 0;
+  for (const root of roots) {
+    for (const pid of processTree(root)) {
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${pid}/status`, 'utf8');
+      } catch {
+        continue;
+      }
+      processes++;
+      rss += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+      hwm += Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) * 1024;
+    }
+  }
+  return { rss, hwm, processes };
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));

@@ -1,0 +1,160 @@
+/**
+ * `make bench`: runs every selected system through every workload in interleaved rounds
+ * (round 1 of every system, then round 2 …) in namespaces it creates and always removes, then
+ * writes bench/results/<timestamp>.json, latest.md and latest.svg.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cleanupAll, onCleanup } from './cleanup.js';
+import { BenchOptions, parseOptions } from './options.js';
+import { RESULTS_DIR } from './paths.js';
+import { renderMarkdown } from './report-md.js';
+import { renderSvg } from './report-svg.js';
+import { ensurePackages } from './setup.js';
+import { RunRecord, summarize } from './summary.js';
+import { SYSTEMS, SystemDef } from './systems.js';
+import { checkTargets } from './targets.js';
+import { Topology, createTopology } from './topology.js';
+import { allWorkloads } from './workloads/all.js';
+import type { Metrics, Workload } from './workloads/workload.js';
+
+const HEADLINE: [string, string][] = [
+  ['gbps', 'Gbit/s'],
+  ['rttAvgUs', 'µs avg'],
+  ['connPerSec', 'conn/s'],
+  ['rssMB', 'MB RSS'],
+  ['loadSec', 's to load'],
+];
+
+function headline(metrics: Metrics): string {
+  const found = HEADLINE.find(([key]) => key in metrics);
+  return found ? `${metrics[found[0]].toFixed(2)} ${found[1]}` : '';
+}
+
+function selectSystems(options: BenchOptions, skipped: Record<string, string>): SystemDef[] {
+  const names = options.systems ?? SYSTEMS.map((s) => s.name);
+  const unknown = names.filter((n) => !SYSTEMS.some((s) => s.name === n));
+  if (unknown.length) throw new Error(`unknown system ${unknown.join(', ')}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
+  const chosen = SYSTEMS.filter((s) => names.includes(s.name));
+  for (const s of chosen) {
+    const why = s.unavailable();
+    if (why) skipped[s.name] = why;
+  }
+  return chosen.filter((s) => !skipped[s.name]);
+}
+
+function selectWorkloads(options: BenchOptions): Workload[] {
+  const all = allWorkloads(options);
+  if (!options.workloads) return all;
+  const prefixes = options.workloads;
+  const unmatched = prefixes.filter((p) => !all.some((w) => w.name.startsWith(p)));
+  if (unmatched.length) throw new Error(`no workload matches ${unmatched.join(', ')}: choose from ${all.map((w) => w.name).join(', ')}`);
+  return all.filter((w) => prefixes.some((p) => w.name.startsWith(p)));
+}
+
+function writeResults(stamp: string, document: object): string {
+  mkdirSync(RESULTS_DIR, { recursive: true });
+  const file = join(RESULTS_DIR, `${stamp}.json`);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(document, null, 1)}\n`);
+  rmSync(file, { force: true });
+  writeFileSync(file, `${JSON.stringify(document, null, 1)}\n`);
+  rmSync(`${file}.tmp`, { force: true });
+  return file;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  if (!options.skipSetup) ensurePackages();
+  const skipped: Record<string, string> = {};
+  const systems = selectSystems(options, skipped);
+  const workloads = selectWorkloads(options);
+  for (const [name, why] of Object.entries(skipped)) process.stderr.write(`bench: skipping ${name}: ${why}\n`);
+
+  const startedAt = new Date();
+  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const deadline = performance.now() + options.maxMinutes * 60_000;
+  const tmpDir = mkdtempSync(join(tmpdir(), 'bfrbench-'));
+  onCleanup(`temp dir ${tmpDir}`, () => rmSync(tmpDir, { recursive: true, force: true }));
+  const loadBefore = loadavg()[0];
+
+  const topologies: Topology[] = options.topologies.map(createTopology);
+  const runs: RunRecord[] = [];
+  const errors: string[] = [];
+  const document = () => ({
+    meta: {
+      startedAt: startedAt.toISOString(),
+      finishedAt: new Date().toISOString(),
+      host: hostname(),
+      kernel: release(),
+      cpus: cpus().length,
+      cpuModel: cpus()[0]?.model,
+      loadAverageAtStart: loadBefore,
+      loadAverageAtEnd: loadavg()[0],
+      options,
+      skipped,
+    },
+    runs,
+  });
+
+  let stoppedEarly = false;
+  outer: for (let round = 1; round <= options.rounds; round++) {
+    for (const topology of topologies) {
+      for (const system of systems) {
+        for (const workload of workloads) {
+          if (!workload.appliesTo(system)) continue;
+          if (workload.once && (round > 1 || topology !== topologies[0])) continue;
+          if (performance.now() > deadline) {
+            stoppedEarly = true;
+            break outer;
+          }
+          const tag = `[round ${round} ${topology.kind} ${system.name} ${workload.name}]`;
+          const started = performance.now();
+          const record: RunRecord = { round, topology: topology.kind, system: system.name, workload: workload.name, startedAt: new Date().toISOString(), seconds: 0, metrics: {} };
+          try {
+            record.metrics = await workload.run({ topology, system, options, tmpDir });
+            process.stderr.write(`${tag} ${headline(record.metrics)}\n`);
+          } catch (err) {
+            record.error = (err as Error).message.split('\n')[0];
+            errors.push(`${tag} ${record.error}`);
+            process.stderr.write(`${tag} FAILED: ${record.error}\n`);
+          }
+          record.seconds = (performance.now() - started) / 1000;
+          runs.push(record);
+        }
+      }
+    }
+    writeResults(stamp, document()); // partial results survive a later crash
+  }
+  if (stoppedEarly) errors.push(`stopped after ${options.maxMinutes} min (--max-minutes); later tests were not run`);
+  cleanupAll();
+
+  const figures = summarize(runs);
+  const checks = checkTargets(figures);
+  const jsonFile = writeResults(stamp, { ...document(), figures, targets: checks, errors });
+  const notes = [
+    `Run ${startedAt.toISOString()} on ${hostname()}: kernel ${release()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${options.mode} mode, ${options.rounds} interleaved round(s) of ${options.seconds} s tests.`,
+    `Load average (1 min) at start ${loadBefore.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}: anything else running on the machine makes these figures noisy.`,
+    `bpfredir forward --sndbuf ${options.sndbuf} --budget ${options.budget}. Raw runs: [${stamp}.json](${stamp}.json).`,
+    ...(options.note ? [options.note] : []),
+  ];
+  const systemNames = systems.map((s) => s.name);
+  const topologyNames = options.topologies;
+  writeFileSync(
+    join(RESULTS_DIR, 'latest.md'),
+    renderMarkdown(figures, checks, { title: 'bpfredir benchmark: latest results', notes, systems: systemNames, topologies: topologyNames, skipped, errors }),
+  );
+  writeFileSync(join(RESULTS_DIR, 'latest.svg'), renderSvg(figures, topologyNames, systemNames, `bpfredir benchmark ${startedAt.toISOString()} — median, whisker = min–max`));
+  const met = checks.filter((c) => c.verdict === 'met').length;
+  const missed = checks.filter((c) => c.verdict === 'missed').length;
+  process.stderr.write(
+    `bench: ${runs.length} runs (${errors.length} problems); targets met ${met}, missed ${missed}, not measured ${checks.length - met - missed}\n` +
+      `bench: wrote ${jsonFile}, ${join(RESULTS_DIR, 'latest.md')}, ${join(RESULTS_DIR, 'latest.svg')}\n`,
+  );
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.message}\n`);
+  cleanupAll();
+  process.exitCode = 1;
+});

@@ -1,0 +1,198 @@
+/**
+ * The systems compared: direct (no redirector), bpfredir on both datapaths, and the peer tools
+ * from Debian's packages. Each peer is configured from a file generated into the run's temp dir
+ * with the same single forward (listen → target), then started in the redirector namespace.
+ */
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Background, startBackground } from './proc.js';
+import { waitListening } from './ready.js';
+import { BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
+
+export interface Endpoint {
+  host: string;
+  port: number;
+}
+
+export interface BpfredirTuning {
+  sndbuf: string;
+  budget: string;
+}
+
+export interface StartContext {
+  netns: string;
+  tmpDir: string;
+  listen: Endpoint;
+  target: Endpoint;
+  /** Pin the redirector (and its children) to this CPU. */
+  cpu?: number;
+  nofile: number;
+  bpfredir: BpfredirTuning;
+}
+
+export interface RunningSystem {
+  /** Where clients connect. */
+  endpoint: Endpoint;
+  /** Root pids whose process trees are the redirector (CPU and RSS are summed over them). */
+  roots: number[];
+  stop(): Promise<void>;
+}
+
+export type SystemKind = 'direct' | 'bpfredir' | 'peer';
+
+export interface SystemDef {
+  name: string;
+  kind: SystemKind;
+  /** Why this system cannot run here, or null. */
+  unavailable(): string | null;
+  /** Command line for the single forward described by ctx (not used for direct). */
+  command(ctx: StartContext): string[];
+}
+
+const hostPort = (e: Endpoint) => `${e.host}:${e.port}`;
+
+function configFile(ctx: StartContext, name: string, text: string): { dir: string; file: string } {
+  const dir = mkdtempSync(join(ctx.tmpDir, `${name}-`));
+  const file = join(dir, name);
+  writeFileSync(file, text);
+  return { dir, file };
+}
+
+function haproxy(name: string, splice: boolean): SystemDef {
+  return {
+    name,
+    kind: 'peer',
+    unavailable: () => (existsSync('/usr/sbin/haproxy') ? null : 'haproxy is not installed'),
+    command(ctx) {
+      const { file } = configFile(
+        ctx,
+        'haproxy.cfg',
+        [
+          'global',
+          '  maxconn 40000',
+          'defaults',
+          '  mode tcp',
+          '  timeout connect 5s',
+          '  timeout client 10m',
+          '  timeout server 10m',
+          splice ? '  option splice-auto' : '',
+          'frontend bench',
+          `  bind ${hostPort(ctx.listen)}`,
+          '  default_backend upstream',
+          'backend upstream',
+          `  server origin ${hostPort(ctx.target)}`,
+          '',
+        ].join('\n'),
+      );
+      return ['haproxy', '-db', '-f', file];
+    },
+  };
+}
+
+const NGINX_STREAM_MODULE = '/usr/lib/nginx/modules/ngx_stream_module.so';
+
+const nginxStream: SystemDef = {
+  name: 'nginx-stream',
+  kind: 'peer',
+  unavailable: () => (existsSync(NGINX_STREAM_MODULE) ? null : `nginx stream module missing (${NGINX_STREAM_MODULE}): apt-get install libnginx-mod-stream`),
+  command(ctx) {
+    const { dir, file } = configFile(
+      ctx,
+      'nginx.conf',
+      [
+        `load_module ${NGINX_STREAM_MODULE};`,
+        'daemon off;',
+        'worker_processes auto;',
+        `worker_rlimit_nofile ${ctx.nofile};`,
+        'pid nginx.pid;',
+        'error_log error.log warn;',
+        'events { worker_connections 40000; }',
+        `stream { server { listen ${hostPort(ctx.listen)}; proxy_pass ${hostPort(ctx.target)}; } }`,
+        '',
+      ].join('\n'),
+    );
+    return ['nginx', '-p', dir, '-e', `${dir}/error.log`, '-c', file];
+  },
+};
+
+const rinetd: SystemDef = {
+  name: 'rinetd',
+  kind: 'peer',
+  unavailable: () => (existsSync('/usr/sbin/rinetd') ? null : 'rinetd is not installed'),
+  command(ctx) {
+    const { file } = configFile(ctx, 'rinetd.conf', `${ctx.listen.host} ${ctx.listen.port} ${ctx.target.host} ${ctx.target.port}\n`);
+    return ['rinetd', '-f', '-c', file];
+  },
+};
+
+const redir: SystemDef = {
+  name: 'redir',
+  kind: 'peer',
+  unavailable: () => (existsSync('/usr/bin/redir') ? null : 'redir is not installed'),
+  command: (ctx) => ['redir', '-n', '-l', 'err', hostPort(ctx.listen), hostPort(ctx.target)],
+};
+
+const socat: SystemDef = {
+  name: 'socat',
+  kind: 'peer',
+  unavailable: () => (existsSync('/usr/bin/socat') ? null : 'socat is not installed'),
+  command: (ctx) => ['socat', `TCP-LISTEN:${ctx.listen.port},bind=${ctx.listen.host},fork,reuseaddr`, `TCP:${hostPort(ctx.target)}`],
+};
+
+function bpfredirUnavailable(): string | null {
+  for (const [path, what] of [
+    [BPFREDIR_CLI, 'CLI'],
+    [BPFREDIR_ADDON, 'native addon'],
+    [BPF_OBJECT, 'BPF object'],
+  ]) {
+    if (!existsSync(path)) return `bpfredir ${what} not built (${path}): run make`;
+  }
+  return null;
+}
+
+function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
+  return {
+    name,
+    kind: 'bpfredir',
+    unavailable: bpfredirUnavailable,
+    command: (ctx) => [
+      process.execPath,
+      BPFREDIR_CLI,
+      'forward',
+      hostPort(ctx.listen),
+      hostPort(ctx.target),
+      '--datapath',
+      datapath,
+      '--sndbuf',
+      ctx.bpfredir.sndbuf,
+      '--budget',
+      ctx.bpfredir.budget,
+    ],
+  };
+}
+
+const direct: SystemDef = { name: 'direct', kind: 'direct', unavailable: () => null, command: () => [] };
+
+export const SYSTEMS: SystemDef[] = [
+  direct,
+  bpfredir('bpfredir-splice', 'splice'),
+  bpfredir('bpfredir-userspace', 'userspace'),
+  haproxy('haproxy-splice', true),
+  haproxy('haproxy', false),
+  nginxStream,
+  rinetd,
+  redir,
+  socat,
+];
+
+/** Start a redirector for one forward and wait until it listens. */
+export async function startSystem(system: SystemDef, ctx: StartContext): Promise<RunningSystem> {
+  const proc: Background = startBackground(system.name, { netns: ctx.netns, argv: system.command(ctx), cpu: ctx.cpu, nofile: ctx.nofile });
+  try {
+    await waitListening(ctx.netns, ctx.listen.port, proc);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { endpoint: ctx.listen, roots: [proc.pid], stop: () => proc.stop() };
+}

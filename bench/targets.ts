@@ -1,0 +1,111 @@
+/** The targets of issue #3, checked against one run's figures for bpfredir's in-kernel path. */
+import { Figure, lookup } from './summary.js';
+
+export interface TargetCheck {
+  target: string;
+  measured: string;
+  verdict: 'met' | 'missed' | 'not measured';
+}
+
+const SUBJECT = 'bpfredir-splice';
+const fmt = (x: number, d = 2) => x.toFixed(d);
+
+export function checkTargets(figures: Figure[]): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const get = (topology: string, workload: string, metric: string, system = SUBJECT) => lookup(figures, topology, workload, system, metric);
+  const add = (target: string, values: (Figure | undefined)[], measured: (v: Figure[]) => string, ok: (v: Figure[]) => boolean) => {
+    const present = values.every((v) => v !== undefined) ? (values as Figure[]) : null;
+    checks.push(
+      present ? { target, measured: measured(present), verdict: ok(present) ? 'met' : 'missed' } : { target, measured: '—', verdict: 'not measured' },
+    );
+  };
+
+  const throughputTargets = [
+    { topology: 'router', directRatio: 0.85 },
+    { topology: 'loopback', directRatio: 0.5 },
+  ];
+  for (const { topology, directRatio } of throughputTargets) {
+    for (const workload of ['tcp-1', 'tcp-1-reverse']) {
+      const [me, direct, splice] = [get(topology, workload, 'gbps'), get(topology, workload, 'gbps', 'direct'), get(topology, workload, 'gbps', 'haproxy-splice')];
+      add(
+        `${topology} ${workload}: ≥ ${directRatio} × direct`,
+        [me, direct],
+        ([m, d]) => `${fmt(m.median)} / ${fmt(d.median)} Gbit/s = ${fmt(m.median / d.median)} ×`,
+        ([m, d]) => m.median >= directRatio * d.median,
+      );
+      add(
+        `${topology} ${workload}: ≥ 1.1 × HAProxy-splice`,
+        [me, splice],
+        ([m, h]) => `${fmt(m.median)} / ${fmt(h.median)} Gbit/s = ${fmt(m.median / h.median)} ×`,
+        ([m, h]) => m.median >= 1.1 * h.median,
+      );
+    }
+    add(
+      `${topology} tcp-8: ≥ 1.1 × HAProxy-splice`,
+      [get(topology, 'tcp-8', 'gbps'), get(topology, 'tcp-8', 'gbps', 'haproxy-splice')],
+      ([m, h]) => `${fmt(m.median)} / ${fmt(h.median)} Gbit/s = ${fmt(m.median / h.median)} ×`,
+      ([m, h]) => m.median >= 1.1 * h.median,
+    );
+  }
+
+  for (const topology of ['loopback', 'router']) {
+    const added = get(topology, 'rtt-pinned', 'rttAddedUs');
+    add(
+      `${topology} round trip added, pinned: ≤ 10 µs and ≤ 0.5 × best peer's`,
+      [added],
+      ([a]) => `+${fmt(a.median, 1)} µs; best peer ${a.bestPeer ?? '—'} ratio ${a.ratioToBestPeer !== undefined ? fmt(a.ratioToBestPeer) : '—'} ×`,
+      ([a]) => a.median <= 10 && a.ratioToBestPeer !== undefined && a.ratioToBestPeer <= 0.5,
+    );
+    const p99 = get(topology, 'rtt-unpinned', 'rttP99Us');
+    add(
+      `${topology} unpinned p99: ≤ 0.7 × best peer's`,
+      [p99],
+      ([p]) => `${fmt(p.median, 1)} µs = ${p.ratioToBestPeer !== undefined ? fmt(p.ratioToBestPeer) : '—'} × ${p.bestPeer ?? '—'}`,
+      ([p]) => p.ratioToBestPeer !== undefined && p.ratioToBestPeer <= 0.7,
+    );
+    add(
+      `${topology} new conn/s: ≥ 1.0 × HAProxy`,
+      [get(topology, 'connrate', 'connPerSec'), get(topology, 'connrate', 'connPerSec', 'haproxy')],
+      ([m, h]) => `${fmt(m.median / 1000, 1)}k / ${fmt(h.median / 1000, 1)}k = ${fmt(m.median / h.median)} ×`,
+      ([m, h]) => m.median >= h.median,
+    );
+    add(
+      `${topology} machine CPU-s/GB over direct: ≤ HAProxy-splice's`,
+      [get(topology, 'tcp-1', 'machineCpuOverDirect'), get(topology, 'tcp-1', 'machineCpuOverDirect', 'haproxy-splice')],
+      ([m, h]) => `${fmt(m.median)} vs ${fmt(h.median)}`,
+      ([m, h]) => m.median <= h.median,
+    );
+    add(
+      `${topology} redirector process CPU-s/GB: ≤ 1 % of HAProxy's`,
+      [get(topology, 'tcp-1', 'procCpuSecPerGB'), get(topology, 'tcp-1', 'procCpuSecPerGB', 'haproxy')],
+      ([m, h]) => `${fmt(m.median, 4)} vs ${fmt(h.median, 4)} (${fmt((100 * m.median) / h.median, 1)} %)`,
+      ([m, h]) => m.median <= 0.01 * h.median,
+    );
+    add(
+      `${topology} in-flight memory bounded over the soak run (growth < 64 MB)`,
+      [get(topology, 'soak', 'memGrowthMB'), get(topology, 'soak', 'memDropMaxMB')],
+      ([g, d]) => `growth ${fmt(g.median, 0)} MB, peak MemAvailable drop ${fmt(d.median, 0)} MB`,
+      ([g]) => g.median < 64,
+    );
+  }
+
+  const idle = figures.find((f) => f.system === SUBJECT && f.workload === 'idle-10k' && f.metric === 'rssMB');
+  const idleCount = figures.find((f) => f.system === SUBJECT && f.workload === 'idle-10k' && f.metric === 'idleConnections');
+  add(
+    '10,000 idle connections in ≤ 100 MB RSS',
+    [idle, idleCount],
+    ([r, c]) => `${fmt(r.median, 0)} MB with ${fmt(c.median, 0)} connections`,
+    ([r, c]) => r.median <= 100 && c.median >= 10_000,
+  );
+  const load = figures.find((f) => f.system === SUBJECT && f.workload === 'rules-100k' && f.metric === 'loadSec');
+  add('100k rules load in ≤ 2 s', [load], ([l]) => `${fmt(l.median)} s`, ([l]) => l.median <= 2);
+  const setupSmall = figures.find((f) => f.system === SUBJECT && f.workload === 'rules-1' && f.metric === 'setupP50Us');
+  const setupBig = figures.find((f) => f.system === SUBJECT && f.workload === 'rules-100k' && f.metric === 'setupP50Us');
+  add(
+    'connection setup at 100k rules: no measurable change (p50 within 10 % or 5 µs of 1 rule)',
+    [setupSmall, setupBig],
+    ([s, b]) => `p50 ${fmt(s.median, 1)} → ${fmt(b.median, 1)} µs`,
+    ([s, b]) => b.median - s.median <= Math.max(5, 0.1 * s.median),
+  );
+  return checks;
+}

@@ -1,0 +1,86 @@
+/**
+ * Rule-table scale for bpfredir: start `bpfredir run --config` with N generated steering rules
+ * (one /32 each, port 80, sk_lookup), time until it reports ready, then time connection setup
+ * to the first and last steered address against a plain connect to the server (same run).
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Background, runInNetns, sh, startBackground } from '../proc.js';
+import { BENCH_TOOLS, BPFREDIR_CLI } from '../paths.js';
+import { SERVICE_PORTS, startServer } from '../servers.js';
+import { waitOutput } from '../ready.js';
+import { Metrics, NOFILE, Workload, WorkloadContext } from './workload.js';
+
+const STEERED_PREFIX = '10.200.0.0/14'; // room for 262,144 /32 rules
+const STEERED_PORT = 80;
+const READY_LINE = /bpfredir: \d+ rules?/;
+
+/** The i-th steered address: 10.200.0.0 + i. */
+function steeredAddress(i: number): string {
+  const n = (10 << 24) + (200 << 16) + i;
+  return [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+}
+
+function writeRulesConfig(dir: string, count: number, target: string): string {
+  const lines = ['datapath: splice', 'rules:'];
+  for (let i = 0; i < count; i++) {
+    lines.push(`  - name: r${i}`, `    destination: ${steeredAddress(i)}/32`, `    ports: ${STEERED_PORT}`, `    target: "${target}"`);
+  }
+  const file = join(dir, `rules-${count}.yaml`);
+  writeFileSync(file, `${lines.join('\n')}\n`);
+  return file;
+}
+
+async function setupLatency(ctx: WorkloadContext, host: string, port: number): Promise<Metrics> {
+  const argv = [process.execPath, join(BENCH_TOOLS, 'connect-latency.js'), host, String(port), String(ctx.options.setupConnects)];
+  const run = await runInNetns({ netns: ctx.topology.clientNs, argv }, 120_000);
+  const line = run.stdout.trim().split('\n').pop() ?? '';
+  if (run.code !== 0 || !line.startsWith('{')) throw new Error(`connect-latency to ${host}:${port} failed: ${run.stderr.trim().slice(0, 200)}`);
+  const result = JSON.parse(line) as Metrics;
+  if (result.failed > 0) throw new Error(`${result.failed} of ${ctx.options.setupConnects} connects to ${host}:${port} failed`);
+  return result;
+}
+
+const label = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : String(n));
+
+export function rules(count: number): Workload {
+  return {
+    name: `rules-${label(count)}`,
+    once: true,
+    appliesTo: (system) => system.name === 'bpfredir-splice',
+    seconds: () => 10 + count / 10_000,
+    async run(ctx) {
+      const { topology } = ctx;
+      const server = await startServer('hold', { netns: topology.serverNs, addr: topology.serverAddr, tmpDir: ctx.tmpDir, nofile: NOFILE });
+      let daemon: Background | null = null;
+      // The steered prefix is delivered locally in the redirector's namespace (AnyIP).
+      sh(['ip', '-n', topology.redirectorNs, 'route', 'add', 'local', STEERED_PREFIX, 'dev', 'lo']);
+      try {
+        const config = writeRulesConfig(ctx.tmpDir, count, `${topology.serverAddr}:${SERVICE_PORTS.hold}`);
+        const started = performance.now();
+        daemon = startBackground(`bpfredir run (${count} rules)`, {
+          netns: topology.redirectorNs,
+          argv: [process.execPath, BPFREDIR_CLI, 'run', '--config', config],
+          nofile: NOFILE,
+        });
+        await waitOutput(daemon, READY_LINE, 120_000);
+        const loadSec = (performance.now() - started) / 1000;
+        const baseline = await setupLatency(ctx, topology.serverAddr, SERVICE_PORTS.hold);
+        const first = await setupLatency(ctx, steeredAddress(0), STEERED_PORT);
+        const last = await setupLatency(ctx, steeredAddress(count - 1), STEERED_PORT);
+        return {
+          rules: count,
+          loadSec,
+          setupP50Us: Math.max(first.p50Us, last.p50Us),
+          setupAvgUs: (first.avgUs + last.avgUs) / 2,
+          setupP99Us: Math.max(first.p99Us, last.p99Us),
+          plainConnectP50Us: baseline.p50Us,
+        };
+      } finally {
+        await daemon?.stop();
+        await server.stop();
+        sh(['ip', '-n', topology.redirectorNs, 'route', 'del', 'local', STEERED_PREFIX, 'dev', 'lo']);
+      }
+    },
+  };
+}

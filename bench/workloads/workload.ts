@@ -1,0 +1,61 @@
+/** What every workload looks like, and the helper that sets up server + redirector around one test. */
+import type { BenchOptions } from '../options.js';
+import type { Topology } from '../topology.js';
+import { Endpoint, RunningSystem, SystemDef, startSystem } from '../systems.js';
+import { PROXY_PORT_OFFSET, SERVICE_PORTS, Service, startServer } from '../servers.js';
+
+export type Metrics = Record<string, number>;
+
+export interface WorkloadContext {
+  topology: Topology;
+  system: SystemDef;
+  options: BenchOptions;
+  tmpDir: string;
+}
+
+export interface Workload {
+  name: string;
+  appliesTo(system: SystemDef): boolean;
+  /** Run only in the first round / first topology (figures that do not depend on them). */
+  once?: boolean;
+  /** Rough duration, for the progress line. */
+  seconds(options: BenchOptions): number;
+  run(ctx: WorkloadContext): Promise<Metrics>;
+}
+
+/** Enough descriptors for 10k idle connections (two sockets each) or 100k rules. */
+export const NOFILE = 400_000;
+
+export interface Forwarded {
+  /** Where the client connects: the redirector, or the server itself for direct. */
+  endpoint: Endpoint;
+  /** The redirector's processes ([] for direct). */
+  roots: number[];
+}
+
+/**
+ * Start the service's server and (unless direct) the system forwarding to it, run fn, stop both.
+ * cpu pins server and redirector (for the pinned-latency test).
+ */
+export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu: number | undefined, fn: (f: Forwarded) => Promise<T>): Promise<T> {
+  const { topology } = ctx;
+  const server = await startServer(service, { netns: topology.serverNs, addr: topology.serverAddr, tmpDir: ctx.tmpDir, cpu, nofile: NOFILE });
+  let redirector: RunningSystem | null = null;
+  try {
+    const target = { host: topology.serverAddr, port: SERVICE_PORTS[service] };
+    if (ctx.system.kind === 'direct') return await fn({ endpoint: target, roots: [] });
+    redirector = await startSystem(ctx.system, {
+      netns: topology.redirectorNs,
+      tmpDir: ctx.tmpDir,
+      listen: { host: topology.proxyAddr, port: target.port + PROXY_PORT_OFFSET },
+      target,
+      cpu,
+      nofile: NOFILE,
+      bpfredir: { sndbuf: ctx.options.sndbuf, budget: ctx.options.budget },
+    });
+    return await fn({ endpoint: redirector.endpoint, roots: redirector.roots });
+  } finally {
+    await redirector?.stop();
+    await server.stop();
+  }
+}
