@@ -24,12 +24,20 @@ const MAX_SNDBUF = 2 ** 30;
 const MAX_DURATION_MS = 2 ** 31 - 1;
 
 class Problems {
-  readonly lines: string[] = [];
+  private readonly found: { line: number; text: string }[] = [];
   constructor(private readonly file: string) {}
 
   add(line: number | undefined, where: string, message: string): void {
-    const at = line === undefined ? this.file : `${this.file}:${line}`;
-    this.lines.push(`${at}: ${where}${message}`);
+    this.found.push({ line: line ?? 0, text: `${this.at(line)}: ${where}${message}` });
+  }
+
+  get count(): number {
+    return this.found.length;
+  }
+
+  /** In file order, so the list reads top to bottom. */
+  get lines(): string[] {
+    return [...this.found].sort((a, b) => a.line - b.line).map((p) => p.text);
   }
 
   at(line: number | undefined): string {
@@ -116,7 +124,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     problems.add(node.line, `rule #${index + 1}: `, 'expected a map with name, target and listen or destination');
     return undefined;
   }
-  const before = problems.lines.length;
+  const before = problems.count;
   const entries = node.entries;
   const nameEntry = entryOf(entries, 'name');
   const name = nameEntry ? field(entries, 'name', `rule #${index + 1}: `, problems, ruleName, undefined) : undefined;
@@ -127,7 +135,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const target = field(entries, 'target', where, problems, parseEndpoint, undefined);
   if (!entryOf(entries, 'target')) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
   const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, duration({ allowZero: false, example: '5s' }), defaults.connectTimeoutMs);
-  const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, duration({ allowZero: true, example: '10m or 0 (never)' }), defaults.idleTimeoutMs);
+  const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, duration({ allowZero: true, example: '10m, or 0 for never' }), defaults.idleTimeoutMs);
   const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, source: problems.at(node.line) };
 
   const listenEntry = entryOf(entries, 'listen');
@@ -140,7 +148,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   if (listenEntry) {
     if (portsEntry) problems.add(portsEntry.line, where, 'ports: only goes with destination; with listen the port is part of the address');
     const listen = field(entries, 'listen', where, problems, parseEndpoint, undefined);
-    return problems.lines.length === before ? { ...common, kind: 'listen', listen: listen! } : undefined;
+    return problems.count === before ? { ...common, kind: 'listen', listen: listen! } : undefined;
   }
   if (destinationEntry) {
     const destinations = parseDestinations(destinationEntry.value);
@@ -148,7 +156,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     if (!portsEntry) problems.add(destinationEntry.line, where, 'ports: missing; steering needs ports, e.g. ports: 8080-8090 (or any)');
     const ports = portsEntry ? parsePorts(portsEntry.value) : { ranges: [], problems: [] };
     for (const p of ports.problems) problems.add(portsEntry?.value.line ?? portsEntry?.line, where, `ports: ${p}`);
-    return problems.lines.length === before
+    return problems.count === before
       ? { ...common, kind: 'steer', destinations: destinations.prefixes, ports: ports.ranges }
       : undefined;
   }
@@ -157,21 +165,21 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
 }
 
 /** Two rules may not claim the same thing: a name, a listen address, or an identical match. */
-function checkConflicts(rules: Rule[], problems: Problems): void {
+function checkConflicts(rules: Rule[], lines: Map<Rule, number | undefined>, problems: Problems): void {
   const names = new Map<string, Rule>();
   const listens = new Map<string, Rule>();
   const matches = new Map<string, Rule>();
-  const lineOf = (rule: Rule) => rule.source.slice(rule.source.lastIndexOf(':') + 1);
   for (const rule of rules) {
     const where = `rule '${rule.name}': `;
+    const line = lines.get(rule);
     const sameName = names.get(rule.name);
-    if (sameName) problems.lines.push(`${rule.source}: ${where}name is already used by the rule at line ${lineOf(sameName)}; names must be unique`);
+    if (sameName) problems.add(line, where, `name is already used by the rule at ${sameName.source}; names must be unique`);
     else names.set(rule.name, rule);
 
     if (rule.kind === 'listen') {
       const key = `${rule.listen.host.toLowerCase()}|${rule.listen.port}`;
       const other = listens.get(key);
-      if (other) problems.lines.push(`${rule.source}: ${where}listen: ${rule.listen.host}:${rule.listen.port} is already taken by rule '${other.name}'; pick another port`);
+      if (other) problems.add(line, where, `listen: ${rule.listen.host}:${rule.listen.port} is already taken by rule '${other.name}'; pick another port`);
       else listens.set(key, rule);
       continue;
     }
@@ -180,8 +188,10 @@ function checkConflicts(rules: Rule[], problems: Problems): void {
         const key = `${prefix.addr.toString('hex')}/${prefix.len}|${range.lo}-${range.hi}`;
         const other = matches.get(key);
         if (other && other !== rule) {
-          problems.lines.push(
-            `${rule.source}: ${where}destination ${formatPrefix(prefix)} ports ${formatRange(range)} is exactly what rule '${other.name}' matches; remove one or make one narrower`,
+          problems.add(
+            line,
+            where,
+            `destination ${formatPrefix(prefix)} ports ${formatRange(range)} is exactly what rule '${other.name}' matches; remove one or make one narrower`,
           );
         } else matches.set(key, rule);
       }
@@ -200,24 +210,26 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const entries = tree.entries;
   checkKeys(entries, TOP_KEYS, '', problems);
   const datapath = field(entries, 'datapath', '', problems, oneOf(DATAPATHS), DEFAULTS.datapath);
-  const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB or 0 (unlimited)'), DEFAULTS.budgetBytes);
-  const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB or 0 (autotune)'), DEFAULTS.sndbufBytes);
+  const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB, or 0 for unlimited'), DEFAULTS.budgetBytes);
+  const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, duration({ allowZero: false, example: '5s' }), DEFAULTS.connectTimeoutMs),
-    idleTimeoutMs: field(entries, 'idle_timeout', '', problems, duration({ allowZero: true, example: '10m or 0 (never)' }), DEFAULTS.idleTimeoutMs),
+    idleTimeoutMs: field(entries, 'idle_timeout', '', problems, duration({ allowZero: true, example: '10m, or 0 for never' }), DEFAULTS.idleTimeoutMs),
   };
 
   const rulesEntry = entryOf(entries, 'rules');
   const rules: Rule[] = [];
+  const ruleLines = new Map<Rule, number | undefined>();
   if (!rulesEntry || rulesEntry.value.kind !== 'seq' || rulesEntry.value.items.length === 0) {
     problems.add(rulesEntry?.line ?? tree.line, '', 'rules: needs a list of at least one rule (see deploy/example.yaml)');
   } else {
     rulesEntry.value.items.forEach((node, i) => {
       const rule = validateRule(node, i, defaults, problems);
       if (rule) rules.push(rule);
+      if (rule) ruleLines.set(rule, node.line);
     });
   }
-  checkConflicts(rules, problems);
-  if (problems.lines.length) throw fail();
+  checkConflicts(rules, ruleLines, problems);
+  if (problems.count) throw fail();
   return { datapath, budgetBytes, sndbufBytes, rules, source: file };
 }
