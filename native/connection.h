@@ -1,0 +1,51 @@
+// State of one proxied connection, owned by the engine thread.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "relay.h"
+#include "unique_fd.h"
+
+// Indexes into Connection::fd; equal to enum conn_side in bpfredir.h.
+enum Side { kClient = 0, kUpstream = 1 };
+
+inline Side Other(Side side) { return side == kClient ? kUpstream : kClient; }
+
+enum class ConnState { kConnecting, kSpliced, kRelayed };
+
+// One direction of a spliced connection: the bytes of fd[src] go to fd[Other(src)].
+struct SplicedDirection {
+  bool eof = false;     // src sent FIN (EPOLLRDHUP)
+  bool paused = false;  // src taken out of splice_active by the in-flight budget
+  bool shut = false;    // dst's write side shut: this direction is finished
+  // A paused src that then got FIN cannot rejoin splice_active (only
+  // ESTABLISHED sockets may): its last bytes are copied in user space.
+  std::unique_ptr<Pump> tail;
+};
+
+struct Connection {
+  uint64_t id = 0;
+  uint32_t rule_id = 0;
+  uint32_t idle_timeout_ms = 0;
+  uint32_t budget_bytes = 0;
+  uint32_t sndbuf_bytes = 0;
+  bool want_splice = false;
+  ConnState state = ConnState::kConnecting;
+  UniqueFd fd[2];
+  std::string client;
+  std::string original_dst;
+  std::string upstream;
+  uint64_t accepted_ns = 0;
+  uint64_t connected_ns = 0;
+  uint64_t last_activity_ns = 0;  // relayed connections only; the kernel stamps spliced ones
+
+  // Spliced.
+  uint64_t cookie[2] = {0, 0};
+  uint64_t written_base[2] = {0, 0};  // TcpBytesWritten(fd[side]) before the splice began
+  SplicedDirection dir[2];            // indexed by src side
+  bool ticking = false;               // in the engine's 1 ms poll list
+
+  // Relayed.
+  std::unique_ptr<Pump> pump[2];  // indexed by src side
+};

@@ -1,0 +1,448 @@
+// Engine thread: epoll loop, commands from JS, listeners, accept, upstream
+// connect, timers and event batching. The two data paths live in
+// engine_splice.cc and engine_relay.cc.
+#include "engine.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "errno_name.h"
+#include "errors.h"
+#include "monotonic_clock.h"
+
+namespace {
+
+// epoll_event.data.u64 = id << 3 | tag: ids stay valid after a connection is
+// gone (a stale event finds nothing), unlike pointers.
+enum Tag : uint64_t { kTagClient = 0, kTagUpstream = 1, kTagListener = 2, kTagWakeup = 3, kTagPauseEvents = 4 };
+constexpr uint64_t kTagBits = 3;
+constexpr uint64_t kMs = 1000000;
+constexpr int kAcceptBurst = 64;  // per wake-up, so one busy listener cannot starve the rest
+constexpr int kMaxEvents = 256;
+
+uint64_t Key(uint64_t id, uint64_t tag) { return id << kTagBits | tag; }
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+void AddToEpoll(int epoll_fd, int fd, uint32_t events, uint64_t data) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = data;
+  if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &ev) != 0) ThrowSysError(errno, "epoll_ctl", "engine setup");
+}
+
+}  // namespace
+
+Engine::Engine(const SpliceMapFds* maps, std::function<void()> notify) : notify_(std::move(notify)) {
+  epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!epoll_) ThrowSysError(errno, "epoll_create1", "engine");
+  wakeup_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wakeup_) ThrowSysError(errno, "eventfd", "engine");
+  AddToEpoll(epoll_.get(), wakeup_.get(), EPOLLIN, Key(0, kTagWakeup));
+  if (maps) {
+    maps_.emplace(*maps);
+    pause_events_ = std::make_unique<PauseEvents>(maps->events, [this](uint64_t cookie) { OnPause(cookie); });
+    AddToEpoll(epoll_.get(), pause_events_->epoll_fd(), EPOLLIN, Key(0, kTagPauseEvents));
+  }
+  thread_ = std::thread([this] { Run(); });
+}
+
+Engine::~Engine() {
+  RequestStop();
+  Join();
+}
+
+// ---- caller thread -------------------------------------------------------
+
+ListenerHandle Engine::AddListener(ListenerConfig config) {
+  if (stop_requested_) ThrowSysError(EBADF, "addListener", "the engine is closed; create a new Engine");
+  auto fd = std::make_shared<UniqueFd>(OpenListenerSocket(config));
+  ListenerHandle handle{next_listener_id_++, fd->get(), BoundPort(fd->get())};
+  listener_ids_.insert(handle.id);
+  listeners_open_++;
+  auto shared_config = std::make_shared<ListenerConfig>(std::move(config));
+  Post([this, id = handle.id, fd, shared_config] {
+    Listener& listener = listeners_[id];
+    listener.config = std::move(*shared_config);
+    listener.fd = std::move(*fd);
+    AddToEpoll(epoll_.get(), listener.fd.get(), EPOLLIN, Key(id, kTagListener));
+  });
+  return handle;
+}
+
+void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
+  if (!listener_ids_.count(id)) ThrowSysError(ENOENT, "updateListener", "no listener with id " + std::to_string(id));
+  auto shared_update = std::make_shared<ListenerUpdate>(std::move(update));
+  Post([this, id, shared_update] {
+    auto it = listeners_.find(id);
+    if (it == listeners_.end()) return;
+    ListenerConfig& config = it->second.config;
+    if (shared_update->targets) config.targets = *shared_update->targets;
+    if (shared_update->connect_timeout_ms) config.connect_timeout_ms = *shared_update->connect_timeout_ms;
+    if (shared_update->idle_timeout_ms) config.idle_timeout_ms = *shared_update->idle_timeout_ms;
+  });
+}
+
+void Engine::RemoveListener(uint32_t id) {
+  if (!listener_ids_.erase(id)) ThrowSysError(ENOENT, "removeListener", "no listener with id " + std::to_string(id));
+  listeners_open_--;
+  // Closing the fd takes it out of epoll; accepted connections are untouched.
+  Post([this, id] { listeners_.erase(id); });
+}
+
+EngineStats Engine::Stats() const {
+  return {listeners_open_.load(), connections_.load(), spliced_.load(),      relayed_.load(),
+          paused_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load()};
+}
+
+void Engine::RequestStop() {
+  if (stop_requested_) return;
+  stop_requested_ = true;
+  Post([this] { stopping_ = true; });
+}
+
+std::vector<EngineEvent> Engine::TakeEvents(bool* finished) {
+  std::lock_guard<std::mutex> lock(outbox_mutex_);
+  std::vector<EngineEvent> events;
+  events.swap(outbox_);
+  notify_scheduled_ = false;
+  *finished = finished_;
+  return events;
+}
+
+void Engine::Join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::Post(std::function<void()> command) {
+  {
+    std::lock_guard<std::mutex> lock(commands_mutex_);
+    commands_.push_back(std::move(command));
+  }
+  uint64_t one = 1;
+  (void)!write(wakeup_.get(), &one, sizeof(one));
+}
+
+// ---- engine thread: loop -------------------------------------------------
+
+void Engine::Run() {
+  epoll_event events[kMaxEvents];
+  next_sweep_ns_ = MonotonicNs() + 1000 * kMs;
+  while (!stopping_) {
+    int timeout = rerun_.empty() ? NextTimeoutMs(MonotonicNs()) : 0;
+    int n = epoll_wait(epoll_.get(), events, kMaxEvents, timeout);
+    for (int i = 0; i < n; i++) Dispatch(events[i].data.u64, events[i].events);
+    std::vector<uint64_t> rerun;
+    rerun.swap(rerun_);
+    for (uint64_t id : rerun) {
+      auto it = conns_.find(id);
+      if (it != conns_.end() && it->second->state == ConnState::kRelayed) RunRelay(*it->second);
+    }
+    RunTimers(MonotonicNs());
+    FlushEvents();
+  }
+  CloseAll();
+  FlushEvents();
+  {
+    std::lock_guard<std::mutex> lock(outbox_mutex_);
+    finished_ = true;
+    notify_scheduled_ = true;
+  }
+  notify_();
+}
+
+void Engine::RunCommands() {
+  std::vector<std::function<void()>> commands;
+  {
+    std::lock_guard<std::mutex> lock(commands_mutex_);
+    commands.swap(commands_);
+  }
+  for (auto& command : commands) {
+    try {
+      command();
+    } catch (const SysError& e) {
+      EngineEvent event;
+      event.type = "error";
+      event.code = ErrnoName(e.err);
+      event.message = e.what();
+      Emit(std::move(event));
+    }
+  }
+}
+
+void Engine::Dispatch(uint64_t data, uint32_t events) {
+  uint64_t tag = data & ((1u << kTagBits) - 1);
+  uint64_t id = data >> kTagBits;
+  if (tag == kTagWakeup) {
+    uint64_t count;
+    (void)!read(wakeup_.get(), &count, sizeof(count));
+    RunCommands();
+    return;
+  }
+  if (tag == kTagPauseEvents) {
+    pause_events_->Consume();
+    return;
+  }
+  if (tag == kTagListener) {
+    auto it = listeners_.find(static_cast<uint32_t>(id));
+    if (it != listeners_.end()) AcceptAll(it->second);
+    return;
+  }
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;  // closed earlier in this batch
+  Connection& c = *it->second;
+  Side side = tag == kTagClient ? kClient : kUpstream;
+  switch (c.state) {
+    case ConnState::kConnecting:
+      OnConnectDone(c);
+      break;
+    case ConnState::kSpliced:
+      OnSplicedEvent(c, side, events);
+      break;
+    case ConnState::kRelayed:
+      OnRelayEvent(c, events);
+      break;
+  }
+}
+
+int Engine::NextTimeoutMs(uint64_t now) const {
+  uint64_t next = next_sweep_ns_;
+  if (!ticking_.empty()) next = std::min(next, next_tick_ns_);
+  if (!connect_deadlines_.empty()) next = std::min(next, connect_deadlines_.top().first);
+  if (next <= now) return 0;
+  return static_cast<int>((next - now + kMs - 1) / kMs);
+}
+
+void Engine::RunTimers(uint64_t now) {
+  while (!connect_deadlines_.empty() && connect_deadlines_.top().first <= now) {
+    uint64_t id = connect_deadlines_.top().second;
+    connect_deadlines_.pop();
+    auto it = conns_.find(id);
+    if (it != conns_.end() && it->second->state == ConnState::kConnecting)
+      FailConnect(*it->second, ETIMEDOUT, "connect_timeout");
+  }
+  if (!ticking_.empty() && now >= next_tick_ns_) {
+    next_tick_ns_ = now + kMs;
+    std::vector<uint64_t> ids(ticking_.begin(), ticking_.end());
+    for (uint64_t id : ids) {
+      auto it = conns_.find(id);
+      if (it != conns_.end()) TickSpliced(*it->second);
+    }
+  }
+  if (now >= next_sweep_ns_) {
+    next_sweep_ns_ = now + 1000 * kMs;
+    SweepIdle(now);
+  }
+}
+
+void Engine::SweepIdle(uint64_t now) {
+  for (auto& [id, listener] : listeners_) {
+    if (!listener.backing_off) continue;
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = Key(id, kTagListener);
+    if (epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener.fd.get(), &ev) == 0) listener.backing_off = false;
+  }
+  std::vector<uint64_t> idle;
+  for (auto& [id, c] : conns_) {
+    if (c->idle_timeout_ms == 0 || c->state == ConnState::kConnecting) continue;
+    bool is_idle = c->state == ConnState::kSpliced
+                       ? SplicedIdle(*c, now)
+                       : now - c->last_activity_ns > c->idle_timeout_ms * kMs;
+    if (is_idle) idle.push_back(id);
+  }
+  for (uint64_t id : idle) Close(*conns_.at(id), "idle_timeout", false);
+}
+
+// ---- engine thread: connections -----------------------------------------
+
+void Engine::AcceptAll(Listener& listener) {
+  for (int i = 0; i < kAcceptBurst; i++) {
+    sockaddr_storage peer;
+    socklen_t len = sizeof(peer);
+    int fd = accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+      StartConnection(listener, UniqueFd(fd), reinterpret_cast<sockaddr*>(&peer));
+      continue;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+    if (errno == EINTR || errno == ECONNABORTED) continue;
+    int err = errno;
+    EngineEvent event;
+    event.type = "error";
+    event.rule_id = listener.config.rule_id;
+    event.code = ErrnoName(err);
+    event.message = "accept on " + FormatSockAddress(listener.config.bind) + " failed: " + strerror(err) +
+                    (err == EMFILE || err == ENFILE ? "; raise the fd limit (ulimit -n)" : "");
+    Emit(std::move(event));
+    // Out of fds: stop polling the listener (it would spin) until the next sweep.
+    epoll_event ev{};
+    epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, listener.fd.get(), &ev);
+    listener.backing_off = true;
+    return;
+  }
+}
+
+void Engine::StartConnection(const Listener& listener, UniqueFd client, const sockaddr* peer) {
+  const ListenerConfig& config = listener.config;
+  auto owned = std::make_unique<Connection>();
+  Connection& c = *owned;
+  c.id = next_conn_id_++;
+  c.rule_id = config.rule_id;
+  c.idle_timeout_ms = config.idle_timeout_ms;
+  c.budget_bytes = config.budget_bytes;
+  c.sndbuf_bytes = config.sndbuf_bytes;
+  c.want_splice = maps_ && config.datapath == Datapath::kSplice;
+  c.accepted_ns = MonotonicNs();
+  c.client = FormatSockAddress(peer);
+  SockAddress original_dst;
+  original_dst.len = sizeof(original_dst.storage);
+  if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&original_dst.storage), &original_dst.len) == 0)
+    c.original_dst = FormatSockAddress(original_dst);
+  SetNoDelay(client.get());
+  c.fd[kClient] = std::move(client);
+  const SockAddress& target = config.targets.front();
+  c.upstream = FormatSockAddress(target);
+  conns_.emplace(c.id, std::move(owned));
+  accepted_++;
+  connections_++;
+
+  c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
+  SetNoDelay(c.fd[kUpstream].get());
+  if (connect(c.fd[kUpstream].get(), target.get(), target.len) == 0) return OnConnectDone(c);
+  if (errno != EINPROGRESS) return FailConnect(c, errno, nullptr);
+  Watch(EPOLL_CTL_ADD, c, kUpstream, EPOLLOUT | EPOLLET);
+  connect_deadlines_.emplace(c.accepted_ns + config.connect_timeout_ms * kMs, c.id);
+}
+
+void Engine::OnConnectDone(Connection& c) {
+  int err = 0;
+  socklen_t len = sizeof(err);
+  if (getsockopt(c.fd[kUpstream].get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+  if (err) return FailConnect(c, err, nullptr);
+  c.connected_ns = MonotonicNs();
+  std::string why_not;
+  if (c.want_splice && StartSplice(c, &why_not)) {
+    EngineEvent event = NewEvent("connected", c);
+    event.datapath = "splice";
+    return Emit(std::move(event));
+  }
+  EngineEvent event = NewEvent("connected", c);
+  event.datapath = "userspace";
+  Emit(std::move(event));
+  if (c.want_splice) {
+    EngineEvent fallback = NewEvent("fallback", c);
+    fallback.datapath = "userspace";
+    fallback.reason = why_not;
+    Emit(std::move(fallback));
+  }
+  StartRelay(c);
+}
+
+void Engine::FailConnect(Connection& c, int err, const char* reason) {
+  connect_failed_++;
+  EngineEvent event = NewEvent("connect_failed", c);
+  event.code = ErrnoName(err);
+  event.reason = reason ? reason : event.code;
+  event.message = "connect to " + c.upstream + " failed: " + strerror(err);
+  event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
+  Emit(std::move(event));
+  // Reset, not FIN: the client must learn at once that nothing answers.
+  linger reset{1, 0};
+  setsockopt(c.fd[kClient].get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  connections_--;
+  conns_.erase(c.id);
+}
+
+void Engine::Close(Connection& c, const char* reason, bool reset) {
+  switch (c.state) {
+    case ConnState::kConnecting:
+      return Finish(c, reason, reset, 0, 0, 0);
+    case ConnState::kSpliced:
+      return CloseSpliced(c, reason, reset, 0);
+    case ConnState::kRelayed:
+      return CloseRelayed(c, reason, reset, 0);
+  }
+}
+
+void Engine::CloseAll() {
+  listeners_.clear();
+  std::vector<uint64_t> ids;
+  for (auto& entry : conns_) ids.push_back(entry.first);
+  for (uint64_t id : ids) Close(*conns_.at(id), "shutdown", false);
+}
+
+void Engine::Watch(int op, const Connection& c, Side side, uint32_t events) {
+  epoll_event ev{};
+  ev.events = events;
+  ev.data.u64 = Key(c.id, side == kClient ? kTagClient : kTagUpstream);
+  // Only fails for a bad fd or ENOMEM; the connection would then hang until
+  // its idle timeout, so say so.
+  if (epoll_ctl(epoll_.get(), op, c.fd[side].get(), &ev) != 0) {
+    EngineEvent event = NewEvent("error", c);
+    event.code = ErrnoName(errno);
+    event.message = std::string("epoll_ctl failed: ") + strerror(errno);
+    Emit(std::move(event));
+  }
+}
+
+// ---- engine thread: events -----------------------------------------------
+
+EngineEvent Engine::NewEvent(const char* type, const Connection& c) const {
+  EngineEvent event;
+  event.type = type;
+  event.rule_id = c.rule_id;
+  event.conn_id = c.id;
+  event.client = c.client;
+  event.original_dst = c.original_dst;
+  event.upstream = c.upstream;
+  return event;
+}
+
+void Engine::Emit(EngineEvent event) { pending_.push_back(std::move(event)); }
+
+void Engine::Finish(Connection& c, const char* reason, bool reset, uint64_t to_upstream, uint64_t to_client,
+                    int err) {
+  EngineEvent event = NewEvent("closed", c);
+  if (c.state != ConnState::kConnecting) event.datapath = c.state == ConnState::kSpliced ? "splice" : "userspace";
+  event.reason = reason;
+  event.has_bytes = true;
+  event.bytes_to_upstream = to_upstream;
+  event.bytes_to_client = to_client;
+  event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
+  if (err) event.code = ErrnoName(err);
+  Emit(std::move(event));
+  if (reset) {
+    linger rst{1, 0};
+    for (UniqueFd& fd : c.fd) setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+  }
+  closed_++;
+  connections_--;
+  ticking_.erase(c.id);
+  conns_.erase(c.id);  // closes both sockets, which also leaves epoll
+}
+
+void Engine::FlushEvents() {
+  if (pending_.empty()) return;
+  bool call;
+  {
+    std::lock_guard<std::mutex> lock(outbox_mutex_);
+    if (outbox_.empty()) {
+      outbox_.swap(pending_);
+    } else {
+      for (auto& event : pending_) outbox_.push_back(std::move(event));
+      pending_.clear();
+    }
+    call = !notify_scheduled_;
+    notify_scheduled_ = true;
+  }
+  if (call) notify_();
+}

@@ -1,0 +1,161 @@
+// The forwarding engine: one thread with an epoll loop owns every listening
+// and proxied socket. Other threads talk to it through a command queue (eventfd
+// wake-up) and take its events in batches. Design: docs/ARCHITECTURE.md.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <queue>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "connection.h"
+#include "listener.h"
+#include "pause_events.h"
+#include "splice_maps.h"
+#include "unique_fd.h"
+
+// Mirrors EngineEvent in src/native/raw.ts; empty strings are left out.
+struct EngineEvent {
+  const char* type = "";
+  uint32_t rule_id = 0;
+  uint64_t conn_id = 0;
+  std::string client;
+  std::string original_dst;
+  std::string upstream;
+  const char* datapath = nullptr;
+  std::string reason;
+  bool has_bytes = false;
+  uint64_t bytes_to_upstream = 0;
+  uint64_t bytes_to_client = 0;
+  double duration_ms = -1;
+  std::string code;
+  std::string message;
+};
+
+struct EngineStats {
+  uint64_t listeners, connections, spliced, relayed, paused, accepted, connect_failed, closed;
+};
+
+struct ListenerHandle {
+  uint32_t id;
+  int fd;
+  uint16_t port;
+};
+
+struct ListenerUpdate {
+  std::optional<std::vector<SockAddress>> targets;
+  std::optional<uint32_t> connect_timeout_ms;
+  std::optional<uint32_t> idle_timeout_ms;
+};
+
+class Engine {
+ public:
+  // maps == nullptr: user-space relay only. notify is called on the engine
+  // thread when TakeEvents() has something new; it must not block. Throws SysError.
+  Engine(const SpliceMapFds* maps, std::function<void()> notify);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Caller-thread API (one thread: the JS thread).
+  ListenerHandle AddListener(ListenerConfig config);
+  void UpdateListener(uint32_t id, ListenerUpdate update);
+  void RemoveListener(uint32_t id);
+  EngineStats Stats() const;
+  void RequestStop();
+  // Events since the last call; *finished once the thread has closed everything.
+  std::vector<EngineEvent> TakeEvents(bool* finished);
+  void Join();
+
+ private:
+  struct Listener {
+    ListenerConfig config;
+    UniqueFd fd;
+    bool backing_off = false;  // out of epoll after EMFILE; re-armed by the sweep
+  };
+  using Deadline = std::pair<uint64_t, uint64_t>;  // (CLOCK_MONOTONIC ns, conn id)
+
+  // engine.cc: loop, commands, listeners, accept, connect, timers, events.
+  void Run();
+  void Post(std::function<void()> command);
+  void RunCommands();
+  void Dispatch(uint64_t data, uint32_t events);
+  int NextTimeoutMs(uint64_t now) const;
+  void RunTimers(uint64_t now);
+  void SweepIdle(uint64_t now);
+  void AcceptAll(Listener& listener);
+  void StartConnection(const Listener& listener, UniqueFd client, const sockaddr* peer);
+  void OnConnectDone(Connection& c);
+  void FailConnect(Connection& c, int err, const char* reason);
+  void Close(Connection& c, const char* reason, bool reset);
+  void CloseAll();
+  void Watch(int op, const Connection& c, Side side, uint32_t events);
+  void Emit(EngineEvent event);
+  EngineEvent NewEvent(const char* type, const Connection& c) const;
+  // Emits 'closed', drops the connection and closes its sockets (RST if reset).
+  void Finish(Connection& c, const char* reason, bool reset, uint64_t to_upstream, uint64_t to_client, int err);
+  void FlushEvents();
+
+  // engine_splice.cc: the kernel splice path.
+  enum class Progress { kDone, kWaiting, kBroken };
+  bool StartSplice(Connection& c, std::string* why_not);
+  void UndoSplice(Connection& c);
+  void OnSplicedEvent(Connection& c, Side side, uint32_t events);
+  void OnPause(uint64_t cookie);
+  void TickSpliced(Connection& c);
+  Progress TickDirection(Connection& c, Side src, int* err);
+  bool Resume(Connection& c, Side src);
+  uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
+  uint64_t InFlight(const Connection& c, Side src) const;
+  bool SplicedIdle(const Connection& c, uint64_t now) const;
+  void CloseSpliced(Connection& c, const char* reason, bool reset, int err);
+
+  // engine_relay.cc: the user-space relay.
+  void StartRelay(Connection& c);
+  void OnRelayEvent(Connection& c, uint32_t events);
+  void RunRelay(Connection& c);
+  void CloseRelayed(Connection& c, const char* reason, bool reset, int err);
+
+  std::function<void()> notify_;
+  UniqueFd epoll_;
+  UniqueFd wakeup_;
+  std::optional<SpliceMaps> maps_;
+  std::unique_ptr<PauseEvents> pause_events_;
+
+  // Engine thread only.
+  std::unordered_map<uint32_t, Listener> listeners_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::unordered_map<uint64_t, uint64_t> conn_by_cookie_;
+  std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> connect_deadlines_;
+  std::unordered_set<uint64_t> ticking_;
+  std::vector<uint64_t> rerun_;  // relays that stopped for fairness
+  std::vector<EngineEvent> pending_;
+  uint64_t next_conn_id_ = 1;
+  uint64_t next_sweep_ns_ = 0;
+  uint64_t next_tick_ns_ = 0;
+  bool stopping_ = false;
+
+  // Shared with the caller thread.
+  std::mutex commands_mutex_;
+  std::vector<std::function<void()>> commands_;
+  std::mutex outbox_mutex_;
+  std::vector<EngineEvent> outbox_;
+  bool notify_scheduled_ = false;
+  bool finished_ = false;
+  std::atomic<uint64_t> listeners_open_{0}, connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
+      accepted_{0}, connect_failed_{0}, closed_{0};
+
+  // Caller thread only.
+  std::unordered_set<uint32_t> listener_ids_;
+  uint32_t next_listener_id_ = 1;
+  bool stop_requested_ = false;
+
+  std::thread thread_;
+};

@@ -1,0 +1,164 @@
+// JS class `Engine` (src/native/raw.ts RawEngine) around the C++ Engine.
+// Events reach JS through one thread-safe function; the engine thread only
+// pokes it when a new batch is waiting, so a burst becomes one onEvents call.
+#include "engine_binding.h"
+
+#include <memory>
+
+#include "engine.h"
+#include "engine_options.h"
+#include "errors.h"
+
+namespace {
+
+void SetIfNotEmpty(Napi::Object& object, const char* key, const std::string& value) {
+  if (!value.empty()) object.Set(key, value);
+}
+
+Napi::Object EventToJs(Napi::Env env, const EngineEvent& event) {
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("type", event.type);
+  object.Set("ruleId", event.rule_id);
+  object.Set("connId", static_cast<double>(event.conn_id));
+  SetIfNotEmpty(object, "client", event.client);
+  SetIfNotEmpty(object, "originalDst", event.original_dst);
+  SetIfNotEmpty(object, "upstream", event.upstream);
+  if (event.datapath) object.Set("datapath", event.datapath);
+  SetIfNotEmpty(object, "reason", event.reason);
+  if (event.has_bytes) {
+    object.Set("bytesToUpstream", static_cast<double>(event.bytes_to_upstream));
+    object.Set("bytesToClient", static_cast<double>(event.bytes_to_client));
+  }
+  if (event.duration_ms >= 0) object.Set("durationMs", event.duration_ms);
+  SetIfNotEmpty(object, "code", event.code);
+  SetIfNotEmpty(object, "message", event.message);
+  return object;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod<&EngineWrap::AddListener>("addListener"),
+                        InstanceMethod<&EngineWrap::UpdateListener>("updateListener"),
+                        InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
+                        InstanceMethod<&EngineWrap::Stats>("stats"),
+                        InstanceMethod<&EngineWrap::Close>("close")});
+  }
+
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) throw Napi::TypeError::New(env, "new Engine(options): options must be an object");
+    Napi::Object options = info[0].As<Napi::Object>();
+    if (!options.Get("onEvents").IsFunction())
+      throw Napi::TypeError::New(env, "options.onEvents must be a function");
+    SpliceMapFds fds{};
+    bool has_maps = ParseMapFds(options, &fds);
+    tsfn_ = Tsfn::New(env, options.Get("onEvents").As<Napi::Function>(), "bpfredir engine events", 0, 1, this);
+    try {
+      engine_ = std::make_unique<Engine>(has_maps ? &fds : nullptr, [this] { tsfn_.NonBlockingCall(); });
+    } catch (const SysError& e) {
+      tsfn_.Release();
+      throw ToJsError(env, e);
+    }
+    // The engine thread calls back into this object until close() resolves.
+    Ref();
+  }
+
+ private:
+  static void Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* self, void*);
+  using Tsfn = Napi::TypedThreadSafeFunction<EngineWrap, void, &EngineWrap::Deliver>;
+
+  Napi::Value AddListener(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    ListenerConfig config = ParseListenerOptions(info[0]);
+    ListenerHandle handle = WithJsErrors(env, [&] { return engine_->AddListener(std::move(config)); });
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("id", handle.id);
+    result.Set("fd", handle.fd);
+    result.Set("port", handle.port);
+    return result;
+  }
+
+  void UpdateListener(const Napi::CallbackInfo& info) {
+    uint32_t id = IdArg(info);
+    ListenerUpdate update = ParseListenerUpdate(info[1]);
+    WithJsErrors(info.Env(), [&] { engine_->UpdateListener(id, std::move(update)); });
+  }
+
+  void RemoveListener(const Napi::CallbackInfo& info) {
+    uint32_t id = IdArg(info);
+    WithJsErrors(info.Env(), [&] { engine_->RemoveListener(id); });
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    EngineStats stats = engine_->Stats();
+    Napi::Object result = Napi::Object::New(info.Env());
+    result.Set("listeners", static_cast<double>(stats.listeners));
+    result.Set("connections", static_cast<double>(stats.connections));
+    result.Set("spliced", static_cast<double>(stats.spliced));
+    result.Set("relayed", static_cast<double>(stats.relayed));
+    result.Set("paused", static_cast<double>(stats.paused));
+    result.Set("accepted", static_cast<double>(stats.accepted));
+    result.Set("connectFailed", static_cast<double>(stats.connect_failed));
+    result.Set("closed", static_cast<double>(stats.closed));
+    return result;
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (closed_) {
+      auto done = Napi::Promise::Deferred::New(env);
+      done.Resolve(env.Undefined());
+      return done.Promise();
+    }
+    if (!close_deferred_) {
+      close_deferred_ = std::make_unique<Napi::Promise::Deferred>(env);
+      engine_->RequestStop();
+    }
+    return close_deferred_->Promise();
+  }
+
+  static uint32_t IdArg(const Napi::CallbackInfo& info) {
+    double id = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (id < 0 || id > UINT32_MAX || id != static_cast<uint32_t>(id))
+      throw Napi::TypeError::New(info.Env(), "listener id must be the id returned by addListener");
+    return static_cast<uint32_t>(id);
+  }
+
+  Tsfn tsfn_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Napi::Promise::Deferred> close_deferred_;
+  bool closed_ = false;
+};
+
+void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* self, void*) {
+  if (env == nullptr) return;  // the function is being torn down
+  bool finished = false;
+  std::vector<EngineEvent> events = self->engine_->TakeEvents(&finished);
+  if (finished && !self->closed_) {
+    self->closed_ = true;
+    self->engine_->Join();
+    self->tsfn_.Release();
+  }
+  std::unique_ptr<Napi::Error> thrown;
+  if (!events.empty()) {
+    Napi::Array batch = Napi::Array::New(env, events.size());
+    for (size_t i = 0; i < events.size(); i++) batch.Set(i, EventToJs(env, events[i]));
+    try {
+      on_events.Call({batch});
+    } catch (const Napi::Error& e) {
+      thrown = std::make_unique<Napi::Error>(e);
+    }
+  }
+  if (finished) {
+    if (self->close_deferred_) self->close_deferred_->Resolve(env.Undefined());
+    self->Unref();
+  }
+  // A throwing onEvents is reported as uncaught, after the close is settled.
+  if (thrown) thrown->ThrowAsJavaScriptException();
+}
+
+}  // namespace
+
+void InitEngine(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Define(env)); }

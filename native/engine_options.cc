@@ -1,0 +1,89 @@
+#include "engine_options.h"
+
+#include <string>
+
+static Napi::Object ObjectField(const Napi::Value& value, const std::string& name) {
+  if (!value.IsObject()) throw Napi::TypeError::New(value.Env(), name + " must be an object");
+  return value.As<Napi::Object>();
+}
+
+static uint32_t Uint32Field(const Napi::Object& object, const char* key, const std::string& owner) {
+  Napi::Value value = object.Get(key);
+  double number = value.IsNumber() ? value.As<Napi::Number>().DoubleValue() : -1;
+  if (number < 0 || number > UINT32_MAX || number != static_cast<uint32_t>(number))
+    throw Napi::TypeError::New(object.Env(), owner + "." + key + " must be an integer in 0..2^32-1");
+  return static_cast<uint32_t>(number);
+}
+
+static bool BoolField(const Napi::Object& object, const char* key, const std::string& owner) {
+  Napi::Value value = object.Get(key);
+  if (!value.IsBoolean()) throw Napi::TypeError::New(object.Env(), owner + "." + key + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+static SockAddress AddressField(const Napi::Value& value, const std::string& name) {
+  Napi::Object object = ObjectField(value, name);
+  Napi::Value host = object.Get("host");
+  uint32_t port = Uint32Field(object, "port", name);
+  SockAddress address;
+  if (port > 65535) throw Napi::TypeError::New(value.Env(), name + ".port must be in 0..65535");
+  if (!host.IsString() || !ParseSockAddress(host.As<Napi::String>().Utf8Value(), static_cast<uint16_t>(port), &address))
+    throw Napi::TypeError::New(value.Env(), name + ".host must be a literal IPv4 or IPv6 address (names are resolved by the control plane)");
+  return address;
+}
+
+static std::vector<SockAddress> TargetsField(const Napi::Object& object, const std::string& owner) {
+  Napi::Value value = object.Get("targets");
+  if (!value.IsArray() || value.As<Napi::Array>().Length() == 0)
+    throw Napi::TypeError::New(object.Env(), owner + ".targets must be a non-empty array of {host, port}");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<SockAddress> targets;
+  for (uint32_t i = 0; i < array.Length(); i++)
+    targets.push_back(AddressField(array.Get(i), owner + ".targets[" + std::to_string(i) + "]"));
+  return targets;
+}
+
+ListenerConfig ParseListenerOptions(const Napi::Value& value) {
+  const std::string owner = "listener";
+  Napi::Object o = ObjectField(value, owner);
+  ListenerConfig config;
+  config.rule_id = Uint32Field(o, "ruleId", owner);
+  config.bind = AddressField(o.Get("bind"), owner + ".bind");
+  config.dual_stack = BoolField(o, "dualStack", owner);
+  config.backlog = static_cast<int>(std::min<uint32_t>(Uint32Field(o, "backlog", owner), 65535));
+  config.targets = TargetsField(o, owner);
+  config.connect_timeout_ms = Uint32Field(o, "connectTimeoutMs", owner);
+  config.idle_timeout_ms = Uint32Field(o, "idleTimeoutMs", owner);
+  Napi::Value datapath = o.Get("datapath");
+  std::string name = datapath.IsString() ? datapath.As<Napi::String>().Utf8Value() : "";
+  if (name != "splice" && name != "userspace")
+    throw Napi::TypeError::New(o.Env(), "listener.datapath must be 'splice' or 'userspace'");
+  config.datapath = name == "splice" ? Datapath::kSplice : Datapath::kUserspace;
+  config.budget_bytes = Uint32Field(o, "budgetBytes", owner);
+  config.sndbuf_bytes = Uint32Field(o, "sndbufBytes", owner);
+  if (config.sndbuf_bytes > INT32_MAX / 2)
+    throw Napi::TypeError::New(o.Env(), "listener.sndbufBytes must be below 1 GiB");
+  return config;
+}
+
+ListenerUpdate ParseListenerUpdate(const Napi::Value& value) {
+  const std::string owner = "update";
+  Napi::Object o = ObjectField(value, owner);
+  ListenerUpdate update;
+  if (!o.Get("targets").IsUndefined()) update.targets = TargetsField(o, owner);
+  if (!o.Get("connectTimeoutMs").IsUndefined()) update.connect_timeout_ms = Uint32Field(o, "connectTimeoutMs", owner);
+  if (!o.Get("idleTimeoutMs").IsUndefined()) update.idle_timeout_ms = Uint32Field(o, "idleTimeoutMs", owner);
+  return update;
+}
+
+bool ParseMapFds(const Napi::Object& options, SpliceMapFds* fds) {
+  Napi::Value value = options.Get("maps");
+  if (value.IsUndefined() || value.IsNull()) return false;
+  Napi::Object maps = ObjectField(value, "options.maps");
+  const std::string owner = "options.maps";
+  fds->conns = static_cast<int>(Uint32Field(maps, "conns", owner));
+  fds->splice_hold = static_cast<int>(Uint32Field(maps, "spliceHold", owner));
+  fds->splice_active = static_cast<int>(Uint32Field(maps, "spliceActive", owner));
+  fds->events = static_cast<int>(Uint32Field(maps, "events", owner));
+  return true;
+}

@@ -1,0 +1,43 @@
+#include "sock_address.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <string.h>
+
+bool ParseSockAddress(const std::string& host, uint16_t port, SockAddress* out) {
+  *out = SockAddress{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->storage);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out->len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->storage);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    out->len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+std::string FormatSockAddress(const sockaddr* addr) {
+  char text[INET6_ADDRSTRLEN];
+  if (addr->sa_family == AF_INET) {
+    auto* v4 = reinterpret_cast<const sockaddr_in*>(addr);
+    inet_ntop(AF_INET, &v4->sin_addr, text, sizeof(text));
+    return std::string(text) + ":" + std::to_string(ntohs(v4->sin_port));
+  }
+  if (addr->sa_family == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(addr);
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) {
+      inet_ntop(AF_INET, &v6->sin6_addr.s6_addr[12], text, sizeof(text));
+      return std::string(text) + ":" + std::to_string(ntohs(v6->sin6_port));
+    }
+    inet_ntop(AF_INET6, &v6->sin6_addr, text, sizeof(text));
+    return "[" + std::string(text) + "]:" + std::to_string(ntohs(v6->sin6_port));
+  }
+  return "?";
+}

@@ -1,0 +1,23 @@
+// Socket addresses as the engine uses them: parsed from the literal host/port
+// that JS passes, and formatted as "1.2.3.4:80" / "[::1]:80" for events.
+#pragma once
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+struct SockAddress {
+  sockaddr_storage storage{};
+  socklen_t len = 0;
+
+  int family() const { return storage.ss_family; }
+  const sockaddr* get() const { return reinterpret_cast<const sockaddr*>(&storage); }
+};
+
+// Parses a literal IPv4/IPv6 address (no names). Returns false if host is not one.
+bool ParseSockAddress(const std::string& host, uint16_t port, SockAddress* out);
+
+// "1.2.3.4:80", "[::1]:80"; an IPv4-mapped IPv6 address is shown as IPv4.
+std::string FormatSockAddress(const sockaddr* addr);
+
+inline std::string FormatSockAddress(const SockAddress& addr) { return FormatSockAddress(addr.get()); }

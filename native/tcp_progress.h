@@ -1,0 +1,12 @@
+// Byte counters of a TCP socket that tell how far a spliced stream has got,
+// without reading the socket (KERNEL-NOTES item 3).
+#pragma once
+#include <cstdint>
+
+// Bytes the socket has received in order (tcpi_bytes_received; counts a FIN as 1).
+uint64_t TcpBytesReceived(int fd);
+
+// Bytes written into the socket so far: tcpi_bytes_acked + SIOCOUTQ. The
+// absolute value includes handshake artefacts (a SYN counts in bytes_acked), so
+// callers compare against a base taken before the first splice.
+uint64_t TcpBytesWritten(int fd);
