@@ -1,0 +1,65 @@
+/** What `bpfredir check` prints: the compiled bindings per rule, and warnings. Pure. */
+import type { Config, Endpoint, Rule } from '../config/types.js';
+import type { TcpListener } from '../config/proc-listeners.js';
+import { compileBindings, type Binding } from '../rules/compile.js';
+import { findListenerConflicts } from '../rules/conflicts.js';
+import { formatPrefix } from '../rules/ip.js';
+import { blockRange, formatRange } from '../rules/ports.js';
+import type { SteerRule } from '../config/types.js';
+
+/** Bindings listed per rule before "… and N more". */
+const SHOWN_BINDINGS = 8;
+
+const endpoint = (e: Endpoint) => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
+
+function duration(ms: number): string {
+  if (ms === 0) return 'never';
+  for (const [unit, size] of [['h', 3_600_000], ['m', 60_000], ['s', 1000]] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}
+
+function size(bytes: number): string {
+  for (const [unit, scale] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) {
+    if (bytes >= scale && bytes % scale === 0) return `${bytes / scale}${unit}`;
+  }
+  return `${bytes}B`;
+}
+
+function describeBinding(b: Binding): string {
+  return `${formatPrefix(b.prefix)} port ${formatRange(blockRange(b))} (${b.port}/${b.portBits})`;
+}
+
+function describeRule(rule: Rule, id: number, bindings: Binding[]): string[] {
+  const timeouts = `connect ${duration(rule.connectTimeoutMs)}, idle ${duration(rule.idleTimeoutMs)}`;
+  if (rule.kind === 'listen') {
+    return [`rule '${rule.name}' (id ${id}): listen ${endpoint(rule.listen)} → ${endpoint(rule.target)} (${timeouts})`];
+  }
+  const matches = `${rule.destinations.map(formatPrefix).join(', ')} ports ${rule.ports.map(formatRange).join(', ')}`;
+  const lines = [`rule '${rule.name}' (id ${id}): steer tcp ${matches} → ${endpoint(rule.target)} (${timeouts})`];
+  const mine = bindings.filter((b) => b.ruleId === id);
+  lines.push(`  ${mine.length} binding${mine.length === 1 ? '' : 's'}${mine.length ? ':' : ' (every port is taken by narrower rules)'}`);
+  for (const b of mine.slice(0, SHOWN_BINDINGS)) lines.push(`    ${describeBinding(b)}`);
+  if (mine.length > SHOWN_BINDINGS) lines.push(`    … and ${mine.length - SHOWN_BINDINGS} more`);
+  return lines;
+}
+
+export interface CheckReport {
+  lines: string[];
+  warnings: string[];
+}
+
+export function checkReport(config: Config, ids: ReadonlyMap<string, number>, listeners: readonly TcpListener[]): CheckReport {
+  const steerRules = config.rules.filter((r): r is SteerRule => r.kind === 'steer');
+  const compiled = compileBindings(steerRules, ids);
+  const lines = [
+    `${config.source}: ${config.rules.length} rules, ${compiled.bindings.length} bindings, datapath ${config.datapath}, budget ${size(config.budgetBytes)}, sndbuf ${config.sndbufBytes ? size(config.sndbufBytes) : 'autotune'}`,
+    ...config.rules.flatMap((r) => describeRule(r, ids.get(r.name)!, compiled.bindings)),
+  ];
+  const warnings = findListenerConflicts(steerRules, listeners).map(
+    ({ rule, prefix, listener }) =>
+      `${rule.source}: warning: rule '${rule.name}' steers ${formatPrefix(prefix)} port ${listener.port}, where ${listener.text} already listens; sk_lookup runs first, so that listener stops getting those connections`,
+  );
+  return { lines, warnings };
+}

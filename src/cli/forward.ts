@@ -1,0 +1,48 @@
+/** bpfredir forward LISTEN TARGET: a one-rule config from the command line. */
+import type { CommandModule } from 'yargs';
+import { configFromObject } from '../config/load.js';
+import { resolveHostnames } from '../config/resolve.js';
+import { withServeOptions, type ServeArgs } from './common-options.js';
+import { serve } from './serve.js';
+
+interface ForwardArgs extends ServeArgs {
+  listen: string;
+  target: string;
+  'idle-timeout'?: string;
+  'connect-timeout'?: string;
+  budget?: string;
+  sndbuf?: string;
+}
+
+export const forwardCommand: CommandModule<object, ForwardArgs> = {
+  command: 'forward <listen> <target>',
+  describe: 'Forward one address:port to another until SIGINT/SIGTERM',
+  builder: (yargs) =>
+    withServeOptions(yargs)
+      .positional('listen', { type: 'string', demandOption: true, describe: 'address:port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080' })
+      .positional('target', { type: 'string', demandOption: true, describe: 'host:port to forward to, e.g. 127.0.0.1:9000' })
+      .option('idle-timeout', { type: 'string', describe: 'close connections idle this long, e.g. 30s (default 0: never)' })
+      .option('connect-timeout', { type: 'string', describe: 'give up connecting upstream after, e.g. 5s (default 5s)' })
+      .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, e.g. 4MiB (0: unlimited)' })
+      .option('sndbuf', { type: 'string', describe: 'SO_SNDBUF of spliced sockets, e.g. 4MiB (0: autotune)' })
+      .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel'),
+  handler: async (args) => {
+    const config = configFromObject(
+      {
+        budget: args.budget,
+        sndbuf: args.sndbuf,
+        rules: [
+          {
+            name: 'forward',
+            listen: args.listen,
+            target: args.target,
+            connect_timeout: args['connect-timeout'],
+            idle_timeout: args['idle-timeout'],
+          },
+        ],
+      },
+      'command line',
+    );
+    await serve(await resolveHostnames(config), args);
+  },
+};

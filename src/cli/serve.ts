@@ -1,0 +1,35 @@
+/** Start a daemon, say so in one line, run until SIGINT/SIGTERM, stop cleanly. */
+import type { Config } from '../config/types.js';
+import { startDaemon, type Daemon } from '../daemon.js';
+import { createLogger } from '../log.js';
+import type { ServeArgs } from './common-options.js';
+
+export function startupLine(daemon: Daemon): string {
+  const count = daemon.config.rules.length;
+  const steering = daemon.decision.steering ? ` (sk_lookup on netns ${daemon.netnsInode})` : '';
+  const listening = daemon.listeners.map((l) => (l.steering ? `${l.rule} via ${l.address}` : l.address)).join(', ');
+  return `bpfredir: ${count} rule${count === 1 ? '' : 's'}, datapath ${daemon.decision.relay}${steering}, listening ${listening}`;
+}
+
+function untilSignal(): Promise<NodeJS.Signals> {
+  return new Promise((resolve) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      resolve(signal);
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  });
+}
+
+export async function serve(config: Config, args: ServeArgs): Promise<void> {
+  const logger = createLogger({ format: args['log-format'] });
+  const stopped = untilSignal(); // listen before starting: a signal during start still stops us
+  const daemon = await startDaemon(config, { logger, datapath: args.datapath });
+  process.stdout.write(`${startupLine(daemon)}\n`);
+  const signal = await stopped;
+  logger.info('stopping', { signal });
+  await daemon.stop();
+  logger.info('stopped');
+}

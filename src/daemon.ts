@@ -1,0 +1,295 @@
+/**
+ * The programmatic API: startDaemon(config) → Daemon, stop() undoes all of it.
+ *
+ * Start order (each step undone in reverse if a later one fails):
+ * load the BPF object → attach sk_lookup and pin its link as this netns's lock
+ * (harmless while the bindings are empty: no match falls through) → attach the
+ * splice verdict → engine → one listener per rule (steering rules' sockets go
+ * into steer_sockets) → bindings and settings (steering becomes live last,
+ * when every rule already has its socket).
+ */
+import { rmdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
+import type { Config, DatapathChoice, Rule } from './config/types.js';
+import { chooseDatapath, type DatapathDecision } from './datapath.js';
+import { BpfredirError, errnoCode, errorMessage } from './errors.js';
+import { silentLogger, type Logger } from './log.js';
+import { loadNative, type EngineEvent, type EngineStats, type RawBinding, type RawBpfObject, type RawEngine } from './native/index.js';
+import { compileBindings } from './rules/compile.js';
+import { RuleIds } from './rules/ids.js';
+import { applyBindings } from './steering.js';
+
+export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
+export const DEFAULT_BPFFS = '/sys/fs/bpf';
+const LISTEN_BACKLOG = 4096;
+
+export interface DaemonOptions {
+  logger?: Logger;
+  /** Overrides config.datapath (the --datapath flag). */
+  datapath?: DatapathChoice;
+  objectPath?: string;
+  bpffsRoot?: string;
+  native?: RawBinding;
+}
+
+export interface DaemonListener {
+  rule: string;
+  ruleId: number;
+  /** What the socket is bound to, e.g. "127.0.0.1:8080" or "[::]:41234". */
+  address: string;
+  steering: boolean;
+}
+
+export interface Daemon {
+  readonly config: Config;
+  readonly decision: DatapathDecision;
+  readonly netnsInode: bigint;
+  /** Pinned sk_lookup link, while running with steering rules. */
+  readonly pinPath: string | undefined;
+  readonly listeners: readonly DaemonListener[];
+  readonly ruleIds: ReadonlyMap<string, number>;
+  stats(): EngineStats;
+  /** Close listeners and connections, detach, unpin, close fds. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface Internals {
+  native: RawBinding;
+  ruleStatsFd: number | undefined;
+}
+const internals = new WeakMap<Daemon, Internals>();
+
+const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
+
+/** Turn what the addon throws into one line that says how to fix it. */
+function explainStartFailure(err: unknown, step: string): BpfredirError {
+  if (err instanceof BpfredirError) return err;
+  const code = errnoCode(err);
+  const detail = `${step}: ${errorMessage(err).split('\n')[0]}`;
+  if (code === 'EPERM' || code === 'EACCES') {
+    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${detail}; run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for bpffs)`, { cause: err });
+  }
+  return new BpfredirError('ERR_BPFREDIR_RUNTIME', detail, { cause: err });
+}
+
+function explainListenFailure(err: unknown, rule: Rule, address: string): BpfredirError {
+  const code = errnoCode(err);
+  const where = `${rule.source}: rule '${rule.name}': ${address}`;
+  if (code === 'EADDRINUSE') {
+    return new BpfredirError('ERR_BPFREDIR_PORT_IN_USE', `${where} is already in use; stop what listens there (ss -ltnp) or pick another port`, { cause: err });
+  }
+  if (code === 'EACCES') {
+    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`, { cause: err });
+  }
+  if (code === 'EADDRNOTAVAIL') {
+    return new BpfredirError('ERR_BPFREDIR_CONFIG', `${where} is not an address of this host; use one of its addresses, or destination: to steer`, { cause: err });
+  }
+  return explainStartFailure(err, `rule '${rule.name}': listen on ${address}`);
+}
+
+async function loadObject(native: RawBinding, path: string): Promise<RawBpfObject> {
+  try {
+    return await native.loadObject(path);
+  } catch (err) {
+    const code = errnoCode(err);
+    if (code === 'ENOENT') throw new BpfredirError('ERR_BPFREDIR_RUNTIME', `BPF object ${path} not found; run make`, { cause: err });
+    if (code === 'EPERM' || code === 'EACCES') throw explainStartFailure(err, `loading ${path}`);
+    throw new BpfredirError('ERR_BPFREDIR_KERNEL', `the kernel refused ${path}: ${errorMessage(err).split('\n')[0]}`, { cause: err });
+  }
+}
+
+function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyMap<number, string>): void {
+  const fields = {
+    rule: ruleNames.get(event.ruleId) ?? event.ruleId,
+    conn: event.connId,
+    client: event.client,
+    dst: event.originalDst,
+    upstream: event.upstream,
+  };
+  switch (event.type) {
+    case 'connected':
+      return logger.info('connected', { ...fields, datapath: event.datapath });
+    case 'connect_failed':
+      return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
+    case 'closed':
+      return logger.info('closed', {
+        ...fields,
+        reason: event.reason,
+        bytes_to_upstream: event.bytesToUpstream,
+        bytes_to_client: event.bytesToClient,
+        duration_ms: event.durationMs,
+      });
+    case 'fallback':
+      return logger.info('fallback', { ...fields, reason: event.reason });
+    case 'error':
+      return logger.error('engine_error', { ...fields, code: event.code, message: event.message });
+  }
+}
+
+/** Our per-netns pin directory; another instance's pin keeps it (ENOTEMPTY). */
+function removeDirIfEmpty(path: string): void {
+  try {
+    rmdirSync(path);
+  } catch (err) {
+    if (errnoCode(err) !== 'ENOTEMPTY' && errnoCode(err) !== 'ENOENT') throw err;
+  }
+}
+
+/** Runs undo steps in reverse; a failing step is logged and the rest still run. */
+class UndoStack {
+  private readonly steps: { what: string; undo: () => void | Promise<void> }[] = [];
+  constructor(private readonly logger: Logger) {}
+
+  push(what: string, undo: () => void | Promise<void>): void {
+    this.steps.push({ what, undo });
+  }
+
+  async unwind(): Promise<void> {
+    for (const step of this.steps.splice(0).reverse()) {
+      try {
+        await step.undo();
+      } catch (err) {
+        this.logger.warn('cleanup step failed', { step: step.what, error: errorMessage(err) });
+      }
+    }
+  }
+}
+
+export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
+  const logger = options.logger ?? silentLogger;
+  const native = options.native ?? loadNative();
+  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => native.probeFeatures());
+  if (decision.fallbackReason) logger.warn(decision.fallbackReason);
+
+  const ruleIds = new RuleIds().assign(config.rules.map((r) => r.name));
+  const ruleNames = new Map([...ruleIds].map(([name, id]) => [id, name]));
+  const netnsInode = native.netnsInode();
+  const undo = new UndoStack(logger);
+  let pinPath: string | undefined;
+  let ruleStatsFd: number | undefined;
+  const listeners: DaemonListener[] = [];
+
+  try {
+    let object: RawBpfObject | undefined;
+    if (decision.steering || decision.relay === 'splice') {
+      const path = options.objectPath ?? DEFAULT_OBJECT_PATH;
+      const loaded = (object = await loadObject(native, path));
+      undo.push('close BPF object', () => loaded.close());
+      ruleStatsFd = object.mapFd(MAPS.ruleStats);
+    }
+
+    if (decision.steering && object) {
+      const root = options.bpffsRoot ?? DEFAULT_BPFFS;
+      const dir = `bpfredir/${netnsInode}`;
+      try {
+        native.ensureBpffs(root, dir);
+      } catch (err) {
+        throw explainStartFailure(err, `preparing ${root}/${dir}`);
+      }
+      undo.push('remove pin directory', () => removeDirIfEmpty(`${root}/${dir}`));
+      const linkId = object.attachSkLookup(PROGRAMS.steer);
+      const attached = object;
+      undo.push('detach sk_lookup', () => attached.detach(linkId));
+      const path = `${root}/${dir}/steer`;
+      try {
+        object.pinLink(linkId, path);
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw explainStartFailure(err, `pinning the sk_lookup link at ${path}`);
+        throw new BpfredirError(
+          'ERR_BPFREDIR_ALREADY_RUNNING',
+          `another bpfredir is running in this network namespace (pinned at ${path}); stop it or remove the pin`,
+          { cause: err },
+        );
+      }
+      pinPath = path;
+      undo.push('unpin sk_lookup link', () => object.unpin(path));
+    }
+
+    if (decision.relay === 'splice' && object) object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
+
+    const engine: RawEngine = new native.Engine({
+      maps:
+        decision.relay === 'splice' && object
+          ? {
+              conns: object.mapFd(MAPS.conns),
+              spliceHold: object.mapFd(MAPS.spliceHold),
+              spliceActive: object.mapFd(MAPS.spliceActive),
+              events: object.mapFd(MAPS.events),
+            }
+          : undefined,
+      onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, ruleNames)),
+    });
+    undo.push('close engine', () => engine.close());
+
+    for (const rule of config.rules) {
+      const ruleId = ruleIds.get(rule.name)!;
+      const steering = rule.kind === 'steer';
+      // Steering: one private dual-stack socket per rule; sk_lookup hands it the connections.
+      const bind = steering ? { host: '::', port: 0 } : rule.listen;
+      let handle;
+      try {
+        handle = engine.addListener({
+          ruleId,
+          bind,
+          dualStack: bind.host === '::',
+          backlog: LISTEN_BACKLOG,
+          targets: [rule.target],
+          connectTimeoutMs: rule.connectTimeoutMs,
+          idleTimeoutMs: rule.idleTimeoutMs,
+          datapath: decision.relay,
+          budgetBytes: config.budgetBytes,
+          sndbufBytes: config.sndbufBytes,
+        });
+      } catch (err) {
+        throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
+      }
+      undo.push(`remove listener of rule '${rule.name}'`, () => engine.removeListener(handle.id));
+      if (steering && object) native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), handle.fd);
+      listeners.push({ rule: rule.name, ruleId, address: formatHostPort(bind.host, handle.port), steering });
+    }
+
+    if (decision.steering && object) {
+      const steerRules = config.rules.filter((r) => r.kind === 'steer');
+      const compiled = compileBindings(steerRules, ruleIds);
+      applyBindings(native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) }, compiled);
+    }
+
+    let stopping: Promise<void> | undefined;
+    const daemon: Daemon = {
+      config,
+      decision,
+      netnsInode,
+      pinPath,
+      listeners,
+      ruleIds,
+      stats: () => engine.stats(),
+      stop: () => (stopping ??= undo.unwind()),
+    };
+    internals.set(daemon, { native, ruleStatsFd });
+    return daemon;
+  } catch (err) {
+    await undo.unwind();
+    throw explainStartFailure(err, 'starting');
+  }
+}
+
+export interface RuleStatsReport {
+  /** Per rule name, summed over CPUs (all zero without BPF). */
+  rules: Map<string, RuleStats>;
+  /** sk_lookup runs that matched no rule. */
+  unmatchedLookups: bigint;
+}
+
+/** Sum the kernel's per-CPU counters (bpf/bpfredir.h struct rule_stats). */
+export function readRuleStats(daemon: Daemon): RuleStatsReport {
+  const state = internals.get(daemon);
+  if (!state) throw new Error('readRuleStats: not a daemon returned by startDaemon()');
+  const read = (id: number): RuleStats => {
+    if (state.ruleStatsFd === undefined) return zeroRuleStats();
+    const perCpu = state.native.mapLookupPercpu(state.ruleStatsFd, encodeU32Key(id), RULE_STATS_SIZE);
+    return perCpu ? sumRuleStats(perCpu) : zeroRuleStats();
+  };
+  const rules = new Map([...daemon.ruleIds].map(([name, id]) => [name, read(id)]));
+  return { rules, unmatchedLookups: read(0).lookups };
+}

@@ -1,0 +1,42 @@
+/**
+ * Which kernel features this run uses: sk_lookup steering (needed by every
+ * `destination:` rule) and the in-kernel splice (else the user-space relay).
+ */
+import type { Rule, DatapathChoice } from './config/types.js';
+import { BpfredirError, type ErrorCode } from './errors.js';
+import type { Datapath, FeatureProbe } from './native/index.js';
+
+export interface DatapathDecision {
+  /** How bytes are moved. */
+  relay: Datapath;
+  /** Whether sk_lookup steering is attached (only when some rule steers). */
+  steering: boolean;
+  /** Set when auto fell back to the user-space relay: one line saying why. */
+  fallbackReason?: string;
+}
+
+/** The probe's lines name missing capabilities one way; everything else is the kernel. */
+function codeFor(problems: readonly string[]): ErrorCode {
+  return problems.some((p) => /CAP_|root|permission/i.test(p)) ? 'ERR_BPFREDIR_PRIVILEGES' : 'ERR_BPFREDIR_KERNEL';
+}
+
+export function chooseDatapath(choice: DatapathChoice, rules: readonly Rule[], probe: () => FeatureProbe): DatapathDecision {
+  const steeringRule = rules.find((r) => r.kind === 'steer');
+  if (choice === 'userspace' && !steeringRule) return { relay: 'userspace', steering: false };
+
+  const features = probe();
+  const why = features.problems.join('; ') || 'the kernel refused the probe';
+  if (steeringRule && !features.skLookup) {
+    throw new BpfredirError(
+      codeFor(features.problems),
+      `rule '${steeringRule.name}' steers with sk_lookup, which needs BPF (${why}); use listen: or run as root on Linux >= 5.13`,
+    );
+  }
+  const steering = steeringRule !== undefined;
+  if (choice === 'userspace') return { relay: 'userspace', steering };
+  if (features.sockmapVerdict) return { relay: 'splice', steering };
+  if (choice === 'splice') {
+    throw new BpfredirError(codeFor(features.problems), `datapath splice is unavailable (${why}); use --datapath auto or userspace`);
+  }
+  return { relay: 'userspace', steering, fallbackReason: `in-kernel splice unavailable (${why}); using the user-space relay` };
+}

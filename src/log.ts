@@ -1,0 +1,43 @@
+/** One line per event on stderr, as text (for people) or JSON (for collectors). */
+
+export type LogFormat = 'text' | 'json';
+export type LogLevel = 'info' | 'warn' | 'error';
+export type LogFields = Record<string, string | number | bigint | boolean | undefined>;
+
+export interface Logger {
+  info(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  error(message: string, fields?: LogFields): void;
+}
+
+export interface LoggerOptions {
+  format: LogFormat;
+  write?: (line: string) => void;
+  now?: () => Date;
+}
+
+function textValue(value: string | number | bigint | boolean): string {
+  const text = String(value);
+  return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
+}
+
+export function createLogger({ format, write = (line) => process.stderr.write(`${line}\n`), now = () => new Date() }: LoggerOptions): Logger {
+  const log = (level: LogLevel, message: string, fields: LogFields = {}) => {
+    const defined = Object.entries(fields).filter((e): e is [string, string | number | bigint | boolean] => e[1] !== undefined);
+    if (format === 'json') {
+      const record = { time: now().toISOString(), level, msg: message, ...Object.fromEntries(defined) };
+      write(JSON.stringify(record, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      return;
+    }
+    const extra = defined.map(([k, v]) => ` ${k}=${textValue(v)}`).join('');
+    write(`${now().toISOString()} ${level} ${message}${extra}`);
+  };
+  return {
+    info: (m, f) => log('info', m, f),
+    warn: (m, f) => log('warn', m, f),
+    error: (m, f) => log('error', m, f),
+  };
+}
+
+/** For tests and library use: drops everything. */
+export const silentLogger: Logger = { info() {}, warn() {}, error() {} };
