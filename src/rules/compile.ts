@@ -40,6 +40,8 @@ interface Group {
 
 /** Who owns which ports of one prefix, after resolving overlaps. */
 function resolveGroup(group: Group): { ruleId: number; ranges: PortRange[] }[] {
+  const only = group.claims.length === 1 ? group.claims[0] : undefined;
+  if (only) return [{ ruleId: only.ruleId, ranges: [only.range] }]; // the common case, kept cheap
   const byPrecedence = [...group.claims].sort((a, b) => rangeWidth(a.range) - rangeWidth(b.range) || a.order - b.order);
   let taken: PortRange[] = [];
   const owned = new Map<number, PortRange[]>();
