@@ -53,75 +53,63 @@ static void RequireSize(size_t actual, size_t expected, const char* what, const 
                     " expects " + std::to_string(expected));
 }
 
+// The (fd, key, ...) arguments of a keyed operation, checked against the map.
+struct KeyedCall {
+  int fd;
+  Napi::Buffer<uint8_t> key;
+  MapShape shape;
+  const char* syscall;
+};
+
+static KeyedCall Keyed(const Napi::CallbackInfo& info, const char* syscall) {
+  KeyedCall call{FdArg(info, 0, "fd"), BufferArg(info, 1, "key"), {}, syscall};
+  call.shape = ShapeOf(call.fd, syscall);
+  RequireSize(call.key.Length(), call.shape.key_size, "key", call.shape, syscall);
+  return call;
+}
+
 static Napi::Value MapUpdate(const Napi::CallbackInfo& info) {
   RequireArgs(info, 3, "mapUpdate(fd, key, value, flags?)");
-  int fd = FdArg(info, 0, "fd");
-  auto key = BufferArg(info, 1, "key");
+  KeyedCall call = Keyed(info, "bpf_map_update_elem");
   auto value = BufferArg(info, 2, "value");
   uint32_t flags = info.Length() > 3 && !info[3].IsUndefined() ? Uint32Arg(info, 3, "flags") : uint32_t{BPF_ANY};
-  const char* call = "bpf_map_update_elem";
-  MapShape shape = ShapeOf(fd, call);
-  RequireSize(key.Length(), shape.key_size, "key", shape, call);
-  RequireSize(value.Length(), shape.value_bytes(), "value", shape, call);
-  int err = bpf_map_update_elem(fd, key.Data(), value.Data(), flags);
-  if (err) ThrowSysError(err, call, "map " + shape.name);
+  RequireSize(value.Length(), call.shape.value_bytes(), "value", call.shape, call.syscall);
+  int err = bpf_map_update_elem(call.fd, call.key.Data(), value.Data(), flags);
+  if (err) ThrowSysError(err, call.syscall, "map " + call.shape.name);
   return info.Env().Undefined();
 }
 
 static Napi::Value MapDelete(const Napi::CallbackInfo& info) {
   RequireArgs(info, 2, "mapDelete(fd, key)");
-  int fd = FdArg(info, 0, "fd");
-  auto key = BufferArg(info, 1, "key");
-  const char* call = "bpf_map_delete_elem";
-  MapShape shape = ShapeOf(fd, call);
-  RequireSize(key.Length(), shape.key_size, "key", shape, call);
-  int err = bpf_map_delete_elem(fd, key.Data());
+  KeyedCall call = Keyed(info, "bpf_map_delete_elem");
+  int err = bpf_map_delete_elem(call.fd, call.key.Data());
   if (err == -ENOENT) return Napi::Boolean::New(info.Env(), false);
-  if (err) ThrowSysError(err, call, "map " + shape.name);
+  if (err) ThrowSysError(err, call.syscall, "map " + call.shape.name);
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// Looks key up into a fresh buffer of shape.value_bytes(); false if absent.
-static bool LookupInto(int fd, const Napi::Buffer<uint8_t>& key, const MapShape& shape,
-                       std::vector<uint8_t>& value) {
-  value.assign(shape.value_bytes(), 0);
-  int err = bpf_map_lookup_elem(fd, key.Data(), value.data());
-  if (err == -ENOENT) return false;
-  if (err) ThrowSysError(err, "bpf_map_lookup_elem", "map " + shape.name);
-  return true;
-}
-
-static Napi::Value MapLookup(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 3, "mapLookup(fd, key, valueSize)");
-  int fd = FdArg(info, 0, "fd");
-  auto key = BufferArg(info, 1, "key");
+// mapLookup and mapLookupPercpu: null when the key is absent, else one Buffer
+// (or one per possible CPU) of valueSize bytes.
+static Napi::Value Lookup(const Napi::CallbackInfo& info, bool per_cpu) {
+  RequireArgs(info, 3, per_cpu ? "mapLookupPercpu(fd, key, valueSize)" : "mapLookup(fd, key, valueSize)");
+  KeyedCall call = Keyed(info, "bpf_map_lookup_elem");
   uint32_t value_size = Uint32Arg(info, 2, "valueSize");
-  const char* call = "bpf_map_lookup_elem";
-  MapShape shape = ShapeOf(fd, call);
-  if (shape.percpu) ThrowSysError(EINVAL, call, "map " + shape.name + " is per-CPU: use mapLookupPercpu");
-  RequireSize(key.Length(), shape.key_size, "key", shape, call);
-  RequireSize(value_size, shape.value_size, "valueSize", shape, call);
-  std::vector<uint8_t> value;
-  if (!LookupInto(fd, key, shape, value)) return info.Env().Null();
-  return Napi::Buffer<uint8_t>::Copy(info.Env(), value.data(), value.size());
-}
+  const MapShape& shape = call.shape;
+  if (shape.percpu != per_cpu)
+    ThrowSysError(EINVAL, call.syscall,
+                  "map " + shape.name + (per_cpu ? " is not per-CPU: use mapLookup" : " is per-CPU: use mapLookupPercpu"));
+  RequireSize(value_size, shape.value_size, "valueSize", shape, call.syscall);
 
-static Napi::Value MapLookupPercpu(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 3, "mapLookupPercpu(fd, key, valueSize)");
-  int fd = FdArg(info, 0, "fd");
-  auto key = BufferArg(info, 1, "key");
-  uint32_t value_size = Uint32Arg(info, 2, "valueSize");
-  const char* call = "bpf_map_lookup_elem";
-  MapShape shape = ShapeOf(fd, call);
-  if (!shape.percpu) ThrowSysError(EINVAL, call, "map " + shape.name + " is not per-CPU: use mapLookup");
-  RequireSize(key.Length(), shape.key_size, "key", shape, call);
-  RequireSize(value_size, shape.value_size, "valueSize", shape, call);
-  std::vector<uint8_t> values;
-  if (!LookupInto(fd, key, shape, values)) return info.Env().Null();
-  size_t stride = values.size() / shape.cpus;
+  std::vector<uint8_t> value(shape.value_bytes());
+  int err = bpf_map_lookup_elem(call.fd, call.key.Data(), value.data());
+  if (err == -ENOENT) return info.Env().Null();
+  if (err) ThrowSysError(err, call.syscall, "map " + shape.name);
+  if (!per_cpu) return Napi::Buffer<uint8_t>::Copy(info.Env(), value.data(), value.size());
+
+  size_t stride = value.size() / shape.cpus;
   Napi::Array result = Napi::Array::New(info.Env(), shape.cpus);
   for (uint32_t cpu = 0; cpu < shape.cpus; cpu++)
-    result.Set(cpu, Napi::Buffer<uint8_t>::Copy(info.Env(), values.data() + cpu * stride, value_size));
+    result.Set(cpu, Napi::Buffer<uint8_t>::Copy(info.Env(), value.data() + cpu * stride, value_size));
   return result;
 }
 
@@ -182,25 +170,25 @@ static Napi::Value MapUpdateMany(const Napi::CallbackInfo& info) {
 
 static Napi::Value SockmapUpdate(const Napi::CallbackInfo& info) {
   RequireArgs(info, 3, "sockmapUpdate(fd, key, socketFd)");
-  int fd = FdArg(info, 0, "fd");
-  auto key = BufferArg(info, 1, "key");
+  KeyedCall call = Keyed(info, "bpf_map_update_elem");
   int socket_fd = FdArg(info, 2, "socketFd");
-  const char* call = "bpf_map_update_elem";
-  MapShape shape = ShapeOf(fd, call);
-  RequireSize(key.Length(), shape.key_size, "key", shape, call);
   // The kernel reads a u32 fd, or a u64 when the map's value is 8 bytes: a
   // zero-extended u64 serves both.
   uint64_t value = static_cast<uint32_t>(socket_fd);
-  int err = bpf_map_update_elem(fd, key.Data(), &value, BPF_ANY);
-  if (err) ThrowSysError(err, call, "socket fd " + std::to_string(socket_fd) + " into map " + shape.name);
+  int err = bpf_map_update_elem(call.fd, call.key.Data(), &value, BPF_ANY);
+  if (err) ThrowSysError(err, call.syscall, "socket fd " + std::to_string(socket_fd) + " into map " + call.shape.name);
   return info.Env().Undefined();
 }
 
 void InitBpfMap(Napi::Env env, Napi::Object exports) {
   exports.Set("mapUpdate", GuardedFunction(env, "mapUpdate", MapUpdate));
   exports.Set("mapDelete", GuardedFunction(env, "mapDelete", MapDelete));
-  exports.Set("mapLookup", GuardedFunction(env, "mapLookup", MapLookup));
-  exports.Set("mapLookupPercpu", GuardedFunction(env, "mapLookupPercpu", MapLookupPercpu));
+  exports.Set("mapLookup", GuardedFunction(env, "mapLookup", [](const Napi::CallbackInfo& info) {
+                 return Lookup(info, false);
+               }));
+  exports.Set("mapLookupPercpu", GuardedFunction(env, "mapLookupPercpu", [](const Napi::CallbackInfo& info) {
+                 return Lookup(info, true);
+               }));
   exports.Set("mapKeys", GuardedFunction(env, "mapKeys", MapKeys));
   exports.Set("mapUpdateMany", GuardedFunction(env, "mapUpdateMany", MapUpdateMany));
   exports.Set("sockmapUpdate", GuardedFunction(env, "sockmapUpdate", SockmapUpdate));

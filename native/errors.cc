@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "errno_name.h"
+
 static std::string Message(int err, const std::string& syscall, const std::string& detail) {
   std::string msg = syscall + " failed: " + strerror(err);
   if (!detail.empty()) msg += " (" + detail + ")";
@@ -34,8 +36,7 @@ Napi::Error ToJsError(Napi::Env env, const SysError& e) {
   std::string message = e.what();
   if (!e.verifier_log.empty()) message += "\n" + LastLines(e.verifier_log, 20);
   Napi::Error error = Napi::Error::New(env, message);
-  const char* name = strerrorname_np(e.err);
-  error.Set("code", name ? std::string(name) : "E" + std::to_string(e.err));
+  error.Set("code", ErrnoName(e.err));
   error.Set("errno", Napi::Number::New(env, e.err));
   error.Set("syscall", e.syscall);
   if (!e.verifier_log.empty()) error.Set("verifierLog", e.verifier_log);
