@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const EXAMPLE = fileURLToPath(new URL('../../../deploy/example.yaml', import.meta.url));
+
+function bpfredir(...args: string[]) {
+  const result = spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+test('entry point starts with a shebang', () => {
+  assert.match(readFileSync(MAIN, 'utf8'), /^#!\/usr\/bin\/env node\n/);
+});
+
+test('--version prints the package version', () => {
+  const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  assert.deepEqual(bpfredir('--version'), { code: 0, stdout: `${version}\n`, stderr: '' });
+});
+
+test('--help lists the commands and the exit codes', () => {
+  const { code, stdout } = bpfredir('--help');
+  assert.equal(code, 0);
+  for (const text of ['bpfredir run', 'bpfredir forward <listen> <target>', 'bpfredir check', '3  missing privileges or kernel feature']) {
+    assert.ok(stdout.includes(text), `help mentions ${text}`);
+  }
+});
+
+test('usage errors exit 2', () => {
+  assert.equal(bpfredir().code, 2);
+  const unknown = bpfredir('frobnicate');
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /Unknown argument: frobnicate; see bpfredir --help/);
+  assert.equal(bpfredir('run', '--datapath', 'warp').code, 2);
+});
+
+test('check: a good config exits 0 with a summary', () => {
+  const { code, stdout } = bpfredir('check', '--config', EXAMPLE);
+  assert.equal(code, 0);
+  assert.match(stdout, /rule 'anyip' \(id 1\): steer tcp 127\.0\.0\.2\/32 ports 8080-8090/);
+  assert.match(stdout, /config OK/);
+});
+
+test('check: a bad config exits 2 and lists every problem', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bpfredir-cli-'));
+  try {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, 'budget: lots\nrules:\n  - name: web\n    listen: 127.0.0.1:70000\n    target: 127.0.0.1:9000\n');
+    const { code, stderr } = bpfredir('check', '--config', file);
+    assert.equal(code, 2);
+    assert.equal(stderr.trim().split('\n').length, 2);
+    assert.match(stderr, /bad\.yaml:1: budget: 'lots' is not a size/);
+    assert.match(stderr, /bad\.yaml:4: rule 'web': listen: '70000' is not a port/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('forward: bad arguments exit 2 before touching anything', () => {
+  const { code, stderr } = bpfredir('forward', '127.0.0.1:8080', '127.0.0.1:9000', '--idle-timeout', '30');
+  assert.equal(code, 2);
+  assert.equal(stderr, "command line: rule 'forward': idle_timeout: '30' is not a duration; write e.g. 10m, or 0 for never (units: ms, s, m, h)\n");
+});
