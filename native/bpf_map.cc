@@ -4,7 +4,6 @@
 #include <bpf/libbpf.h>
 
 #include <cerrno>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -152,7 +151,7 @@ static Napi::Value MapUpdateMany(const Napi::CallbackInfo& info) {
                   "keys and values must hold the same number of entries of keySize and valueSize bytes");
   if (count == 0) return info.Env().Undefined();
 
-  uint32_t done = count;
+  auto done = static_cast<uint32_t>(count);
   int err = bpf_map_update_batch(fd, keys.Data(), values.Data(), &done, nullptr);
   if (!err) return info.Env().Undefined();
   bool unsupported = err == -kKernelENOTSUPP || err == -EOPNOTSUPP;

@@ -26,19 +26,19 @@ std::unique_ptr<BpfObject> BpfObject::Load(const std::string& path) {
   return std::unique_ptr<BpfObject>(new BpfObject(std::move(object)));
 }
 
-bpf_object* BpfObject::Open(const char* use) const {
+bpf_object* BpfObject::RequireOpen(const char* use) const {
   if (!object_) ThrowSysError(EBADF, use, "BPF object is closed");
   return object_.get();
 }
 
 int BpfObject::MapFd(const std::string& name) const {
-  bpf_map* map = bpf_object__find_map_by_name(Open("mapFd"), name.c_str());
+  bpf_map* map = bpf_object__find_map_by_name(RequireOpen("mapFd"), name.c_str());
   if (!map) ThrowSysError(ENOENT, "bpf_object__find_map_by_name", "no map named " + name);
   return bpf_map__fd(map);
 }
 
 int BpfObject::ProgramFd(const std::string& name) const {
-  bpf_program* program = bpf_object__find_program_by_name(Open("find program"), name.c_str());
+  bpf_program* program = bpf_object__find_program_by_name(RequireOpen("attach"), name.c_str());
   if (!program) ThrowSysError(ENOENT, "bpf_object__find_program_by_name", "no program named " + name);
   return bpf_program__fd(program);
 }
@@ -62,21 +62,21 @@ void BpfObject::AttachVerdict(const std::string& program, const std::string& map
   verdicts_.push_back({program_fd, map_fd});
 }
 
-const UniqueFd& BpfObject::Link(int link_id) const {
-  Open("link");
+const UniqueFd& BpfObject::Link(int link_id, const char* use) const {
+  RequireOpen(use);
   auto it = links_.find(link_id);
-  if (it == links_.end()) ThrowSysError(ENOENT, "link", "no link with id " + std::to_string(link_id));
+  if (it == links_.end()) ThrowSysError(ENOENT, use, "no link with id " + std::to_string(link_id));
   return it->second;
 }
 
 void BpfObject::PinLink(int link_id, const std::string& path) const {
-  int err = bpf_obj_pin(Link(link_id).get(), path.c_str());
+  int err = bpf_obj_pin(Link(link_id, "pinLink").get(), path.c_str());
   if (err) ThrowSysError(err, "bpf_obj_pin", path);
 }
 
 void BpfObject::Detach(int link_id) {
   // Detach explicitly: a pinned link would stay attached after close().
-  int err = bpf_link_detach(Link(link_id).get());
+  int err = bpf_link_detach(Link(link_id, "detach").get());
   links_.erase(link_id);
   if (err) ThrowSysError(err, "bpf_link_detach", "link id " + std::to_string(link_id));
 }

@@ -39,9 +39,9 @@ class BpfObject {
   using ObjectPtr = std::unique_ptr<bpf_object, decltype(&bpf_object__close)>;
 
   explicit BpfObject(ObjectPtr object) : object_(std::move(object)) {}
-  bpf_object* Open(const char* use) const;
+  bpf_object* RequireOpen(const char* use) const;
   int ProgramFd(const std::string& name) const;
-  const UniqueFd& Link(int link_id) const;
+  const UniqueFd& Link(int link_id, const char* use) const;
 
   ObjectPtr object_;
   std::map<int, UniqueFd> links_;

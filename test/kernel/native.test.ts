@@ -156,7 +156,7 @@ test('pinLink pins under bpffs; detach and unpin clean up', async (t) => {
     obj.pinLink(link, pin);
     assert.ok(existsSync(pin));
     obj.detach(link);
-    assert.throws(() => obj.detach(link), errorWith('ENOENT', 'link'));
+    assert.throws(() => obj.detach(link), errorWith('ENOENT', 'detach'));
     obj.unpin(pin);
     assert.ok(!existsSync(pin));
     obj.unpin(pin); // already gone: fine
