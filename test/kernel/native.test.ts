@@ -4,8 +4,11 @@
  * errors and fd hygiene. Needs root (skips without; fails under CI=true).
  */
 import assert from 'node:assert/strict';
-import { existsSync, rmdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test, type TestContext } from 'node:test';
 import {
@@ -20,6 +23,8 @@ import { listenerFd, runClient, startServer } from '../helpers/traffic.js';
 
 const objectPath = fileURLToPath(new URL('../../../build/bpf/bpfredir.bpf.o', import.meta.url));
 const native = loadNative();
+/** sizeof(struct conn) in bpf/bpfredir.h. */
+const CONN_SIZE = 40;
 
 function binding(prefix: string, port: number, ruleId: number): Binding {
   return { protocol: IPPROTO_TCP, prefix: parsePrefix(prefix) as Prefix, port, portBits: 16, ruleId };
@@ -63,6 +68,28 @@ test('loadObject of a missing file rejects with ENOENT', async (t) => {
   await assert.rejects(native.loadObject('/nonexistent/bpfredir.bpf.o'), errorWith('ENOENT', 'bpf_object__open_file'));
 });
 
+test('a program the verifier refuses rejects with the verifier log', async (t) => {
+  if (!requireBpf(t)) return;
+  const dir = mkdtempSync(join(tmpdir(), 'bpfredir-bad-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // Dereferences a number read from the packet: the verifier must refuse it.
+  writeFileSync(
+    join(dir, 'bad.bpf.c'),
+    'char LICENSE[] __attribute__((section("license"), used)) = "GPL";\n' +
+      '__attribute__((section("sk_skb"), used)) int bad(unsigned int *skb) { return *(int *)(long)*skb; }\n',
+  );
+  execFileSync('clang', ['-O2', '-target', 'bpf', '-c', join(dir, 'bad.bpf.c'), '-o', join(dir, 'bad.bpf.o')]);
+
+  await assert.rejects(native.loadObject(join(dir, 'bad.bpf.o')), (err: NodeJS.ErrnoException & { verifierLog?: string }) => {
+    errorWith('EACCES', 'bpf_object__load')(err);
+    assert.match(err.verifierLog ?? '', /invalid mem access/);
+    const tail = err.message.split('\n').slice(1);
+    assert.ok(tail.length > 0 && tail.length <= 20, `${tail.length} log lines in the message`);
+    assert.ok(tail.some((line) => line.includes('invalid mem access')), err.message);
+    return true;
+  });
+});
+
 test('map operations round-trip and check sizes', async (t) => {
   await withObject(t, (obj) => {
     const settings = obj.mapFd(MAPS.settings);
@@ -81,6 +108,15 @@ test('map operations round-trip and check sizes', async (t) => {
     assert.equal(native.mapDelete(bindings, encodeBindKey(b)), true);
     assert.equal(native.mapDelete(bindings, encodeBindKey(b)), false);
     assert.equal(native.mapLookup(bindings, lookup, BIND_VALUE_SIZE), null);
+
+    // conns is a HASH: the batch path.
+    const conns = obj.mapFd(MAPS.conns);
+    const cookies = Buffer.alloc(3 * 8);
+    cookies.writeBigUInt64LE(11n, 0);
+    cookies.writeBigUInt64LE(12n, 8);
+    cookies.writeBigUInt64LE(13n, 16);
+    native.mapUpdateMany(conns, cookies, Buffer.alloc(3 * CONN_SIZE), 8, CONN_SIZE);
+    assert.equal(native.mapKeys(conns, 8).length, 3);
 
     const perCpu = native.mapLookupPercpu(obj.mapFd(MAPS.ruleStats), encodeU32Key(0), RULE_STATS_SIZE);
     assert.ok(perCpu && perCpu.length >= 1 && perCpu.every((buf) => buf.length === RULE_STATS_SIZE));
