@@ -9,19 +9,28 @@ import { onCleanup } from './cleanup.js';
 
 export const CLOCK_TICKS_PER_SEC = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
 
+/** RLIMIT_NOFILE hard limit of this process: without CAP_SYS_RESOURCE no child can go above it. */
+export function hardNofileLimit(): number {
+  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+  return line?.[1] === 'unlimited' ? 1 << 20 : Number(line?.[1] ?? 1024);
+}
+
 export interface NsCommand {
   netns: string;
   argv: string[];
   /** Pin to this CPU (taskset); children inherit it. */
   cpu?: number;
-  /** Raise RLIMIT_NOFILE (prlimit) for many-connection tests. */
+  /** Set RLIMIT_NOFILE (prlimit) for many-connection tests; at most hardNofileLimit(). */
   nofile?: number;
   env?: NodeJS.ProcessEnv;
+  /** cgroup v2 directory the process joins before it starts (so all its children count). */
+  cgroup?: string;
 }
 
-/** ip netns exec / prlimit / taskset all exec() the next program, so the pid we get is the tool's. */
+/** sh, ip netns exec, prlimit and taskset all exec() the next program, so the pid we get is the tool's. */
 function wrapped(c: NsCommand): string[] {
-  const argv = ['netns', 'exec', c.netns];
+  const argv = c.cgroup ? ['sh', '-c', 'echo $$ > "$0/cgroup.procs" && exec "$@"', c.cgroup] : [];
+  argv.push('ip', 'netns', 'exec', c.netns);
   if (c.nofile) argv.push('prlimit', `--nofile=${c.nofile}:${c.nofile}`);
   if (c.cpu !== undefined) argv.push('taskset', '-c', String(c.cpu));
   return [...argv, ...c.argv];
@@ -41,7 +50,8 @@ export interface Background {
 const OUTPUT_KEEP = 8192;
 
 export function startBackground(label: string, c: NsCommand): Background {
-  const child = spawn('ip', wrapped(c), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+  const [file, ...args] = wrapped(c);
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
   let out = '';
   const keep = (chunk: Buffer) => {
     out = (out + chunk.toString()).slice(-OUTPUT_KEEP);
@@ -102,7 +112,8 @@ export interface RunResult {
 export function runInNetns(c: NsCommand, timeoutMs: number): Promise<RunResult> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const child = spawn('ip', wrapped(c), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+    const [file, ...args] = wrapped(c);
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -174,7 +185,7 @@ export function processTree(root: number): number[] {
   return tree;
 }
 
-/** CPU seconds used by the tree, including reaped children (cutime/cstime). */
+/** CPU seconds used by the live tree plus children it reaped (cutime/cstime); misses unreaped children. */
 export function treeCpuSeconds(roots: number[]): number {
   let ticks = 0;
   for (const root of roots) {

@@ -74,12 +74,14 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
   const idle = once('idle-10k', 'rssMB');
   if (idle.length) {
     out.push('## Redirector memory with idle connections', '', table(
-      ['system', 'connections held', 'RSS MB', 'RSS before MB', 'processes'],
+      ['system', 'connections held', 'RSS MB', 'RSS before MB', 'KB per connection', 'RSS at requested count MB (linear)', 'processes'],
       idle.map((f) => [
         f.system,
         cell(lookup(figures, f.topology, 'idle-10k', f.system, 'idleConnections'), 0),
         cell(f, 1),
         cell(lookup(figures, f.topology, 'idle-10k', f.system, 'rssBeforeMB'), 1),
+        cell(lookup(figures, f.topology, 'idle-10k', f.system, 'rssPerConnectionKB'), 1),
+        cell(lookup(figures, f.topology, 'idle-10k', f.system, 'rssAtRequestedMB'), 1),
         cell(lookup(figures, f.topology, 'idle-10k', f.system, 'processes'), 0),
       ]),
     ), '');

@@ -5,7 +5,8 @@
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Background, startBackground } from './proc.js';
+import { Background, startBackground, treeCpuSeconds } from './proc.js';
+import { createCpuGroup } from './cpu-group.js';
 import { waitListening } from './ready.js';
 import { BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
 
@@ -33,8 +34,10 @@ export interface StartContext {
 export interface RunningSystem {
   /** Where clients connect. */
   endpoint: Endpoint;
-  /** Root pids whose process trees are the redirector (CPU and RSS are summed over them). */
+  /** Root pids whose process trees are the redirector (RSS is summed over them). */
   roots: number[];
+  /** CPU seconds used so far by the redirector and all its children, exited ones included. */
+  cpuSeconds(): number;
   stop(): Promise<void>;
 }
 
@@ -50,6 +53,11 @@ export interface SystemDef {
 }
 
 const hostPort = (e: Endpoint) => `${e.host}:${e.port}`;
+
+/** Descriptors a redirector keeps for itself (listeners, logs, epoll …). */
+const RESERVED_FDS = 100;
+/** HAProxy's splice pipes (two descriptors each); enough for the benchmark's concurrent streams. */
+const HAPROXY_PIPES = 256;
 
 function configFile(ctx: StartContext, name: string, text: string): { dir: string; file: string } {
   const dir = mkdtempSync(join(ctx.tmpDir, `${name}-`));
@@ -69,7 +77,8 @@ function haproxy(name: string, splice: boolean): SystemDef {
         'haproxy.cfg',
         [
           'global',
-          '  maxconn 40000',
+          `  maxconn ${Math.floor((ctx.nofile - RESERVED_FDS - (splice ? 2 * HAPROXY_PIPES : 0)) / 2)}`,
+          splice ? `  maxpipes ${HAPROXY_PIPES}` : '',
           'defaults',
           '  mode tcp',
           '  timeout connect 5s',
@@ -106,7 +115,7 @@ const nginxStream: SystemDef = {
         `worker_rlimit_nofile ${ctx.nofile};`,
         'pid nginx.pid;',
         'error_log error.log warn;',
-        'events { worker_connections 40000; }',
+        `events { worker_connections ${ctx.nofile - RESERVED_FDS}; }`,
         `stream { server { listen ${hostPort(ctx.listen)}; proxy_pass ${hostPort(ctx.target)}; } }`,
         '',
       ].join('\n'),
@@ -187,12 +196,18 @@ export const SYSTEMS: SystemDef[] = [
 
 /** Start a redirector for one forward and wait until it listens. */
 export async function startSystem(system: SystemDef, ctx: StartContext): Promise<RunningSystem> {
-  const proc: Background = startBackground(system.name, { netns: ctx.netns, argv: system.command(ctx), cpu: ctx.cpu, nofile: ctx.nofile });
+  const group = createCpuGroup(system.name);
+  const proc: Background = startBackground(system.name, { netns: ctx.netns, argv: system.command(ctx), cpu: ctx.cpu, nofile: ctx.nofile, cgroup: group?.path });
   try {
     await waitListening(ctx.netns, ctx.listen.port, proc);
   } catch (err) {
     await proc.stop();
     throw err;
   }
-  return { endpoint: ctx.listen, roots: [proc.pid], stop: () => proc.stop() };
+  return {
+    endpoint: ctx.listen,
+    roots: [proc.pid],
+    cpuSeconds: group ? group.cpuSeconds : () => treeCpuSeconds([proc.pid]),
+    stop: () => proc.stop(),
+  };
 }

@@ -24,8 +24,8 @@ export interface Topology {
   destroy(): void;
 }
 
+// The default ephemeral range (32768-60999) stays clear of the service and redirector ports.
 const NS_SYSCTLS = [
-  'net.ipv4.ip_local_port_range=1024 65535',
   'net.ipv4.tcp_tw_reuse=1',
   'net.core.somaxconn=65535',
   'net.ipv4.tcp_max_syn_backlog=65535',

@@ -3,8 +3,8 @@
  * request is a new TCP connection through the redirector. CPU per connection shows where time goes.
  */
 import { machineBusySeconds } from '../host.js';
-import { runInNetns, treeCpuSeconds } from '../proc.js';
-import { Metrics, Workload, withForward } from './workload.js';
+import { runInNetns } from '../proc.js';
+import { Metrics, NOFILE, Workload, withForward } from './workload.js';
 
 const CONNECTIONS = 64;
 
@@ -23,15 +23,15 @@ export const connrate: Workload = {
   appliesTo: () => true,
   seconds: (o) => o.seconds + 1,
   run: (ctx) =>
-    withForward(ctx, 'http', undefined, async ({ endpoint, roots }): Promise<Metrics> => {
+    withForward(ctx, 'http', undefined, async ({ endpoint, cpuSeconds }): Promise<Metrics> => {
       const seconds = ctx.options.seconds;
       const url = `http://${endpoint.host}:${endpoint.port}/`;
       const argv = ['wrk', '-t', '2', '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--timeout', '2s', '-H', 'Connection: close', url];
       const machine0 = machineBusySeconds();
-      const proc0 = treeCpuSeconds(roots);
-      const run = await runInNetns({ netns: ctx.topology.clientNs, argv, nofile: 65536 }, (seconds + 15) * 1000);
+      const proc0 = cpuSeconds();
+      const run = await runInNetns({ netns: ctx.topology.clientNs, argv, nofile: NOFILE }, (seconds + 15) * 1000);
       const machineCpu = machineBusySeconds() - machine0;
-      const procCpu = treeCpuSeconds(roots) - proc0;
+      const procCpu = cpuSeconds() - proc0;
       if (run.timedOut) throw new Error(`wrk did not finish within ${seconds + 15} s`);
       const wrk = parseWrk(run.stdout + run.stderr);
       return {

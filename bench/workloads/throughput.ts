@@ -4,7 +4,7 @@
  * memory the kernel holds meanwhile.
  */
 import { machineBusySeconds, startMemorySampler, summarizeMemory } from '../host.js';
-import { runInNetns, treeCpuSeconds } from '../proc.js';
+import { runInNetns } from '../proc.js';
 import type { BenchOptions } from '../options.js';
 import { Metrics, Workload, withForward } from './workload.js';
 
@@ -29,17 +29,17 @@ export function throughput(shape: ThroughputShape): Workload {
     appliesTo: (system) => !shape.systems || shape.systems.includes(system.name),
     seconds: (o) => shape.seconds(o) + 1,
     run: (ctx) =>
-      withForward(ctx, 'iperf3', undefined, async ({ endpoint, roots }): Promise<Metrics> => {
+      withForward(ctx, 'iperf3', undefined, async ({ endpoint, cpuSeconds }): Promise<Metrics> => {
         const seconds = shape.seconds(ctx.options);
         const argv = ['iperf3', '-c', endpoint.host, '-p', String(endpoint.port), '-t', String(seconds), '-J', '--connect-timeout', '3000'];
         if (shape.reverse) argv.push('-R');
         if (shape.streams > 1) argv.push('-P', String(shape.streams));
         const memory = startMemorySampler();
         const machine0 = machineBusySeconds();
-        const proc0 = treeCpuSeconds(roots);
+        const proc0 = cpuSeconds();
         const run = await runInNetns({ netns: ctx.topology.clientNs, argv }, (seconds + 20) * 1000);
         const machineCpu = machineBusySeconds() - machine0;
-        const procCpu = treeCpuSeconds(roots) - proc0;
+        const procCpu = cpuSeconds() - proc0;
         const samples = memory.stop();
         if (run.timedOut) throw new Error(`iperf3 did not finish within ${seconds + 20} s`);
         let result: IperfResult;

@@ -2,6 +2,7 @@
 import type { BenchOptions } from '../options.js';
 import type { Topology } from '../topology.js';
 import { Endpoint, RunningSystem, SystemDef, startSystem } from '../systems.js';
+import { hardNofileLimit } from '../proc.js';
 import { PROXY_PORT_OFFSET, SERVICE_PORTS, Service, startServer } from '../servers.js';
 
 export type Metrics = Record<string, number>;
@@ -23,14 +24,16 @@ export interface Workload {
   run(ctx: WorkloadContext): Promise<Metrics>;
 }
 
-/** Enough descriptors for 10k idle connections (two sockets each) or 100k rules. */
-export const NOFILE = 400_000;
+/** Descriptors for 10k idle connections (two sockets each) or 100k rules, as far as the hard limit allows. */
+export const NOFILE = Math.min(400_000, hardNofileLimit());
 
 export interface Forwarded {
   /** Where the client connects: the redirector, or the server itself for direct. */
   endpoint: Endpoint;
   /** The redirector's processes ([] for direct). */
   roots: number[];
+  /** CPU seconds the redirector has used so far (0 for direct). */
+  cpuSeconds(): number;
 }
 
 /**
@@ -43,7 +46,7 @@ export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu
   let redirector: RunningSystem | null = null;
   try {
     const target = { host: topology.serverAddr, port: SERVICE_PORTS[service] };
-    if (ctx.system.kind === 'direct') return await fn({ endpoint: target, roots: [] });
+    if (ctx.system.kind === 'direct') return await fn({ endpoint: target, roots: [], cpuSeconds: () => 0 });
     redirector = await startSystem(ctx.system, {
       netns: topology.redirectorNs,
       tmpDir: ctx.tmpDir,
@@ -53,7 +56,7 @@ export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu
       nofile: NOFILE,
       bpfredir: { sndbuf: ctx.options.sndbuf, budget: ctx.options.budget },
     });
-    return await fn({ endpoint: redirector.endpoint, roots: redirector.roots });
+    return await fn(redirector);
   } finally {
     await redirector?.stop();
     await server.stop();
