@@ -39,14 +39,17 @@ export function streamChunk(offset: number, length: number): Buffer {
 export class StreamHash {
   bytes = 0;
   private readonly hash: Hash = createHash('sha256');
+  private hex: string | undefined;
 
   update(chunk: Buffer): void {
     this.bytes += chunk.length;
     this.hash.update(chunk);
   }
 
+  /** Final hex digest (may be asked for again). */
   digest(): string {
-    return this.hash.digest('hex');
+    this.hex ??= this.hash.digest('hex');
+    return this.hex;
   }
 }
 

@@ -54,7 +54,8 @@ let finished = 0;
 function serve(socket: net.Socket): void {
   const started = performance.now();
   const received = new StreamHash();
-  const sent = new StreamHash();
+  // An echo sends exactly what it receives: hash it once.
+  const sent = mode === 'echo' ? received : new StreamHash();
   let error: string | undefined;
   const local = address(socket.localAddress, socket.localPort);
   const remote = address(socket.remoteAddress, socket.remotePort);
@@ -75,7 +76,6 @@ function serve(socket: net.Socket): void {
     case 'echo':
       socket.on('data', (chunk: Buffer) => {
         received.update(chunk);
-        sent.update(chunk);
         if (!socket.write(chunk)) socket.pause();
       });
       socket.on('drain', () => socket.resume());
