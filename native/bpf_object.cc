@@ -9,10 +9,20 @@
 #include "errors.h"
 #include "libbpf_log.h"
 
+// libbpf has its own error numbers (bad ELF, wrong kernel version, ...) that
+// are no errno: report them as EINVAL with libbpf's description.
+static SysError LibbpfError(int err, const char* call, const std::string& path, std::string log = "") {
+  err = err < 0 ? -err : err;
+  if (err < __LIBBPF_ERRNO__START || err >= __LIBBPF_ERRNO__END) return SysError(err, call, path, std::move(log));
+  char text[128];
+  libbpf_strerror(err, text, sizeof text);
+  return SysError(EINVAL, call, path + ": " + text, std::move(log));
+}
+
 std::unique_ptr<BpfObject> BpfObject::Load(const std::string& path) {
   LibbpfLogCapture log;
   ObjectPtr object(bpf_object__open_file(path.c_str(), nullptr), bpf_object__close);
-  if (!object) ThrowSysError(errno, "bpf_object__open_file", path);
+  if (!object) throw LibbpfError(errno, "bpf_object__open_file", path);
 
   // libbpf 1.1 has no "sk_skb/verdict" section: say it here.
   bpf_program* program;
@@ -22,7 +32,7 @@ std::unique_ptr<BpfObject> BpfObject::Load(const std::string& path) {
   }
 
   int err = bpf_object__load(object.get());
-  if (err) throw SysError(-err, "bpf_object__load", path, log.text());
+  if (err) throw LibbpfError(err, "bpf_object__load", path, log.text());
   return std::unique_ptr<BpfObject>(new BpfObject(std::move(object)));
 }
 
