@@ -118,7 +118,7 @@ function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyM
         reason: event.reason,
         bytes_to_upstream: event.bytesToUpstream,
         bytes_to_client: event.bytesToClient,
-        duration_ms: event.durationMs,
+        duration_ms: event.durationMs === undefined ? undefined : Math.round(event.durationMs * 10) / 10,
       });
     case 'fallback':
       return logger.info('fallback', { ...fields, reason: event.reason });
