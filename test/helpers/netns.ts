@@ -35,7 +35,14 @@ function ip(args: string[]): string {
 }
 
 function destroyAll(): void {
-  for (const ns of live) ns.destroy();
+  for (const ns of live) {
+    try {
+      ns.destroy();
+    } catch (err) {
+      // Keep going: the other namespaces must go too.
+      process.stderr.write(`could not remove netns ${ns.name}: ${(err as Error).message}\n`);
+    }
+  }
 }
 
 let cleanupInstalled = false;
@@ -66,7 +73,8 @@ export function createNetns(prefix: string): Netns {
       destroyed = true;
       live.delete(ns);
       // Processes inside would keep the namespace alive after its name is gone.
-      for (const pid of ip(['netns', 'pids', name]).split('\n').filter(Boolean)) {
+      const pids = ip(['netns', 'pids', name]).split('\n').filter(Boolean);
+      for (const pid of pids) {
         try {
           process.kill(Number(pid), 'SIGKILL');
         } catch {
