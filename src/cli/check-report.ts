@@ -2,7 +2,7 @@
 import type { Config, Endpoint, Rule } from '../config/types.js';
 import type { TcpListener } from '../config/proc-listeners.js';
 import { compileBindings, type Binding } from '../rules/compile.js';
-import { findListenerConflicts } from '../rules/conflicts.js';
+import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { formatPrefix } from '../rules/ip.js';
 import { blockRange, formatRange } from '../rules/ports.js';
 import type { SteerRule } from '../config/types.js';
@@ -57,9 +57,5 @@ export function checkReport(config: Config, ids: ReadonlyMap<string, number>, li
     `${config.source}: ${config.rules.length} rules, ${compiled.bindings.length} bindings, datapath ${config.datapath}, budget ${size(config.budgetBytes)}, sndbuf ${config.sndbufBytes ? size(config.sndbufBytes) : 'autotune'}`,
     ...config.rules.flatMap((r) => describeRule(r, ids.get(r.name)!, compiled.bindings)),
   ];
-  const warnings = findListenerConflicts(steerRules, listeners).map(
-    ({ rule, prefix, listener }) =>
-      `${rule.source}: warning: rule '${rule.name}' steers ${formatPrefix(prefix)} port ${listener.port}, where ${listener.text} already listens; sk_lookup runs first, so that listener stops getting those connections`,
-  );
-  return { lines, warnings };
+  return { lines, warnings: listenerConflictWarnings(config, listeners) };
 }

@@ -1,6 +1,8 @@
 /** Start a daemon, say so in one line, run until SIGINT/SIGTERM, stop cleanly. */
 import type { Config } from '../config/types.js';
+import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
+import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { createLogger } from '../log.js';
 import type { ServeArgs } from './common-options.js';
 
@@ -26,6 +28,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
 export async function serve(config: Config, args: ServeArgs): Promise<void> {
   const logger = createLogger({ format: args['log-format'] });
   const stopped = untilSignal(); // listen before starting: a signal during start still stops us
+  for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
   const daemon = await startDaemon(config, { logger, datapath: args.datapath });
   process.stdout.write(`${startupLine(daemon)}\n`);
   const signal = await stopped;

@@ -1,17 +1,12 @@
 /**
- * Steering rules that cover a port something already listens on. sk_lookup
+ * Steering rules that cover a port something already listens on, whether a
+ * socket in this netns or one of the config's own listen rules. sk_lookup
  * runs before the normal listener lookup, so the rule wins and the listener
  * stops getting those connections (think sshd under a wide rule).
  */
-import type { SteerRule } from '../config/types.js';
+import type { Config, SteerRule } from '../config/types.js';
 import type { TcpListener } from '../config/proc-listeners.js';
-import { IPV4_MAPPED_PREFIX_BITS, addressBytes, samePrefixBits, type Prefix } from './ip.js';
-
-export interface ListenerConflict {
-  rule: SteerRule;
-  prefix: Prefix;
-  listener: TcpListener;
-}
+import { IPV4_MAPPED_PREFIX_BITS, addressBytes, formatPrefix, samePrefixBits, type Prefix } from './ip.js';
 
 const IPV4_ANY = addressBytes('0.0.0.0');
 const IPV6_ANY = addressBytes('::');
@@ -25,14 +20,28 @@ function reaches(listener: TcpListener, prefix: Prefix): boolean {
   return samePrefixBits(listener.addr, prefix.addr, prefix.len);
 }
 
-export function findListenerConflicts(rules: readonly SteerRule[], listeners: readonly TcpListener[]): ListenerConflict[] {
-  const conflicts: ListenerConflict[] = [];
-  for (const rule of rules) {
-    for (const listener of listeners) {
+/** The config's own listen rules, as the listeners they will become. */
+function ownListeners(config: Config): TcpListener[] {
+  return config.rules.flatMap((rule) =>
+    rule.kind === 'listen'
+      ? [{ addr: addressBytes(rule.listen.host), port: rule.listen.port, family: rule.listen.host.includes(':') ? 6 : 4, text: `rule '${rule.name}'` } as const]
+      : [],
+  );
+}
+
+/** One warning line per (steering rule, listener) pair where the rule takes the listener's port. */
+export function listenerConflictWarnings(config: Config, systemListeners: readonly TcpListener[]): string[] {
+  const steerRules = config.rules.filter((r): r is SteerRule => r.kind === 'steer');
+  const warnings: string[] = [];
+  for (const listener of [...systemListeners, ...ownListeners(config)]) {
+    for (const rule of steerRules) {
       if (!rule.ports.some((r) => r.lo <= listener.port && listener.port <= r.hi)) continue;
       const prefix = rule.destinations.find((p) => reaches(listener, p));
-      if (prefix) conflicts.push({ rule, prefix, listener });
+      if (!prefix) continue;
+      warnings.push(
+        `${rule.source}: warning: rule '${rule.name}' steers ${formatPrefix(prefix)} port ${listener.port}, where ${listener.text} already listens; sk_lookup runs first, so that listener stops getting those connections`,
+      );
     }
   }
-  return conflicts;
+  return warnings;
 }

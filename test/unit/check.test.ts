@@ -30,6 +30,7 @@ test('check: summary of bindings per rule and warnings for ports taken from list
         { name: 'loop', destination: ['127.0.0.1', '::1'], ports: ['80', '8080'], target: '[::1]:9000' },
         { name: 'v6only', destination: '2001:db8::/32', ports: 'any', target: '[::1]:9000' },
         { name: 'web', listen: '127.0.0.1:8081', target: '127.0.0.1:9000', idle_timeout: '90s' },
+        { name: 'shadowed', listen: '[::1]:8080', target: '127.0.0.1:9000' },
       ],
     },
     'cfg',
@@ -38,7 +39,7 @@ test('check: summary of bindings per rule and warnings for ports taken from list
   const listeners = [...parseProcNetTcp(PROC_TCP, 4), ...parseProcNetTcp(PROC_TCP6, 6)];
   const report = checkReport(config, ids, listeners);
   assert.deepEqual(report.lines, [
-    'cfg: 4 rules, 6 bindings, datapath auto, budget 4MiB, sndbuf 4MiB',
+    'cfg: 5 rules, 6 bindings, datapath auto, budget 4MiB, sndbuf 4MiB',
     "rule 'ssh-grab' (id 1): steer tcp 0.0.0.0/0 ports 20-23 → 127.0.0.1:9000 (connect 5s, idle never)",
     '  1 binding:',
     '    0.0.0.0/0 port 20-23 (20/14)',
@@ -52,6 +53,7 @@ test('check: summary of bindings per rule and warnings for ports taken from list
     '  1 binding:',
     '    2001:db8::/32 port any (0/0)',
     "rule 'web' (id 4): listen 127.0.0.1:8081 → 127.0.0.1:9000 (connect 5s, idle 90s)",
+    "rule 'shadowed' (id 5): listen [::1]:8080 → 127.0.0.1:9000 (connect 5s, idle never)",
   ]);
   const where = 'sk_lookup runs first, so that listener stops getting those connections';
   assert.deepEqual(report.warnings, [
@@ -59,5 +61,6 @@ test('check: summary of bindings per rule and warnings for ports taken from list
     `cfg: warning: rule 'loop' steers 127.0.0.1/32 port 8080, where 127.0.0.1:8080 already listens; ${where}`,
     `cfg: warning: rule 'loop' steers ::1/128 port 80, where [::1]:80 already listens; ${where}`,
     `cfg: warning: rule 'v6only' steers 2001:db8::/32 port 443, where [::]:443 already listens; ${where}`,
+    `cfg: warning: rule 'loop' steers ::1/128 port 8080, where rule 'shadowed' already listens; ${where}`,
   ]);
 });
