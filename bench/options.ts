@@ -4,8 +4,10 @@ import { TOPOLOGIES, TopologyKind } from './topology.js';
 export interface BenchOptions {
   mode: 'quick' | 'full';
   rounds: number;
-  /** Length of each throughput / latency / conn-rate test. */
+  /** Length of each throughput and conn-rate test. */
   seconds: number;
+  /** Length of each sockperf test (sockperf adds ~2.3 s of its own around it). */
+  latencySeconds: number;
   /** Length of the long single-stream run that checks in-flight memory does not grow. */
   soakSeconds: number;
   idleConnections: number;
@@ -25,14 +27,15 @@ export interface BenchOptions {
 }
 
 const PRESETS: Record<BenchOptions['mode'], Omit<BenchOptions, 'systems' | 'workloads' | 'topologies' | 'sndbuf' | 'budget' | 'skipSetup' | 'note'>> = {
-  quick: { mode: 'quick', rounds: 1, seconds: 2, soakSeconds: 8, idleConnections: 10_000, ruleSizes: [1, 10_000], setupConnects: 300, maxMinutes: 8 },
-  full: { mode: 'full', rounds: 3, seconds: 4, soakSeconds: 30, idleConnections: 10_000, ruleSizes: [1, 10_000, 100_000], setupConnects: 1000, maxMinutes: 24 },
+  quick: { mode: 'quick', rounds: 1, seconds: 1, latencySeconds: 1, soakSeconds: 6, idleConnections: 10_000, ruleSizes: [1, 10_000], setupConnects: 300, maxMinutes: 8 },
+  full: { mode: 'full', rounds: 3, seconds: 3, latencySeconds: 1, soakSeconds: 30, idleConnections: 10_000, ruleSizes: [1, 10_000, 100_000], setupConnects: 1000, maxMinutes: 24 },
 };
 
 export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems a,b] [--workloads x,y] [--topology loopback,router]
        [--rounds N] [--seconds S] [--max-minutes M] [--sndbuf 4MiB] [--budget 4MiB] [--skip-setup] [--note TEXT]
-  --quick       1 round, 2 s tests, rule sizes 1 and 10k (default; ~5 min)
-  --full        3 interleaved rounds, 4 s tests, 30 s soak, rule sizes up to 100k (~20 min)
+  --quick       1 round, 1 s tests, rule sizes 1 and 10k (default; ~5 min)
+  --full        3 interleaved rounds, 3 s throughput tests, 30 s soak, rule sizes up to 100k (~20 min)
+  --rounds/--seconds  override the preset (--seconds: throughput and conn/s tests)
   --systems     direct,bpfredir-splice,bpfredir-userspace,haproxy-splice,haproxy,nginx-stream,rinetd,redir,socat
   --workloads   name prefixes: tcp-1,tcp-1-reverse,tcp-8,rtt-unpinned,rtt-pinned,connrate,soak,idle,rules
   --topology    loopback,router (both by default; router counts most)

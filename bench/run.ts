@@ -53,6 +53,21 @@ function selectWorkloads(options: BenchOptions): Workload[] {
   return all.filter((w) => prefixes.some((p) => w.name.startsWith(p)));
 }
 
+/** Rough wall time of the plan: each test's own length plus ~0.5 s to start its servers. */
+function planSeconds(options: BenchOptions, systems: SystemDef[], workloads: Workload[]): number {
+  let total = 0;
+  for (let round = 1; round <= options.rounds; round++) {
+    options.topologies.forEach((_, t) => {
+      for (const system of systems) {
+        for (const w of workloads) {
+          if (w.appliesTo(system) && !(w.once && (round > 1 || t > 0))) total += w.seconds(options) + 0.5;
+        }
+      }
+    });
+  }
+  return total;
+}
+
 function writeResults(stamp: string, document: object): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
   const file = join(RESULTS_DIR, `${stamp}.json`);
@@ -78,6 +93,8 @@ async function main(): Promise<void> {
   onCleanup(`temp dir ${tmpDir}`, () => rmSync(tmpDir, { recursive: true, force: true }));
   const loadBefore = loadavg()[0];
 
+  const plannedSeconds = planSeconds(options, systems, workloads);
+  process.stderr.write(`bench: ${options.mode} mode, ${options.rounds} round(s), about ${Math.ceil(plannedSeconds / 60)} min (stops starting tests after ${options.maxMinutes} min)\n`);
   const topologies: Topology[] = options.topologies.map(createTopology);
   const runs: RunRecord[] = [];
   const errors: string[] = [];

@@ -22,10 +22,10 @@ export function latency(pinned: boolean): Workload {
   return {
     name: pinned ? 'rtt-pinned' : 'rtt-unpinned',
     appliesTo: () => true,
-    seconds: (o) => o.seconds + 1,
+    seconds: (o) => o.latencySeconds + 3,
     run: (ctx) =>
       withForward(ctx, 'sockperf', pinned ? PIN_CPU : undefined, async ({ endpoint }) => {
-        const seconds = ctx.options.seconds;
+        const seconds = ctx.options.latencySeconds;
         const argv = ['sockperf', 'ping-pong', '--tcp', '-i', endpoint.host, '-p', String(endpoint.port), '-t', String(seconds), '--full-rtt'];
         const run = await runInNetns({ netns: ctx.topology.clientNs, argv, cpu: pinned ? PIN_CPU : undefined }, (seconds + 15) * 1000);
         if (run.timedOut) throw new Error(`sockperf did not finish within ${seconds + 15} s`);
