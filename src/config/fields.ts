@@ -56,30 +56,38 @@ function parsePortItem(value: unknown): Parsed<PortRange> {
   return { ok: true, value: { lo: port, hi: port } };
 }
 
-/** 80 | 8080-8090 | any | a list of these. Ranges come back merged. */
-export function parsePorts(node: TreeNode): { ranges: PortRange[]; problems: string[] } {
+/** A single value or a list of them, each parsed on its own; every bad item is reported. */
+function parseEach<T>(node: TreeNode, item: (value: unknown) => Parsed<T>, examples: string): { values: T[]; problems: string[] } {
   const items = node.kind === 'seq' ? node.items : [node];
-  const problems: string[] = [];
-  const ranges: PortRange[] = [];
-  if (items.length === 0) problems.push('empty list; write e.g. 8080, 8080-8090, any or [80, 443]');
-  for (const item of items) {
-    const parsed = item.kind === 'scalar' ? parsePortItem(item.value) : fail('a list of ports must hold plain values like 80 or 8080-8090');
-    if (parsed.ok) ranges.push(parsed.value);
+  const values: T[] = [];
+  const problems: string[] = items.length === 0 ? [`empty list; write e.g. ${examples}`] : [];
+  for (const node of items) {
+    const parsed = node.kind === 'scalar' ? item(node.value) : fail(`a list must hold plain values; write e.g. ${examples}`);
+    if (parsed.ok) values.push(parsed.value);
     else problems.push(parsed.reason);
   }
-  return { ranges: mergeRanges(ranges), problems };
+  return { values, problems };
 }
 
-/** One prefix or a list; bare addresses are host prefixes. */
+/** 80 | 8080-8090 | any | a list of these. Ranges come back merged. */
+export function parsePorts(node: TreeNode): { ranges: PortRange[]; problems: string[] } {
+  const { values, problems } = parseEach(node, parsePortItem, '8080, 8080-8090, any or [80, 443]');
+  return { ranges: mergeRanges(values), problems };
+}
+
+function parsePrefixItem(value: unknown): Parsed<Prefix> {
+  const parsed = parsePrefix(String(value ?? ''));
+  if (typeof parsed !== 'string') return { ok: true, value: parsed };
+  return fail(parsed.includes('write') ? parsed : `${parsed}; write e.g. 10.0.0.0/8, 127.0.0.2 or ::2/128`);
+}
+
+/** One prefix or a list; bare addresses are host prefixes; repeats are dropped. */
 export function parseDestinations(node: TreeNode): { prefixes: Prefix[]; problems: string[] } {
-  const items = node.kind === 'seq' ? node.items : [node];
-  const problems: string[] = [];
-  const prefixes: Prefix[] = [];
-  if (items.length === 0) problems.push('empty list; write e.g. 127.0.0.2/32 or [10.0.0.0/8, "::2/128"]');
-  for (const item of items) {
-    const parsed = item.kind === 'scalar' ? parsePrefix(String(item.value ?? '')) : 'a list of prefixes must hold plain values like 10.0.0.0/8';
-    if (typeof parsed === 'string') problems.push(parsed.includes('write') ? parsed : `${parsed}; write e.g. 10.0.0.0/8, 127.0.0.2 or ::2/128`);
-    else if (!prefixes.some((p) => p.len === parsed.len && p.addr.equals(parsed.addr))) prefixes.push(parsed);
-  }
+  const { values, problems } = parseEach(node, parsePrefixItem, '127.0.0.2/32 or [10.0.0.0/8, "::2/128"]');
+  const seen = new Set<string>();
+  const prefixes = values.filter((p) => {
+    const key = `${p.addr.toString('hex')}/${p.len}`;
+    return !seen.has(key) && seen.add(key);
+  });
   return { prefixes, problems };
 }
