@@ -54,14 +54,23 @@ function resolveGroup(group: Group): { ruleId: number; ranges: PortRange[] }[] {
   return [...owned].map(([ruleId, ranges]) => ({ ruleId, ranges: mergeRanges(ranges) }));
 }
 
+/**
+ * Identity of (protocol, prefix) for grouping. IPv4 prefixes get a number
+ * (Map lookups by number stay fast at 100k rules), others a short string.
+ */
+function groupKey(protocol: number, prefix: Prefix): number | string {
+  if (prefix.family === 4) return (protocol * 256 + prefix.len) * 2 ** 32 + prefix.addr.readUInt32BE(12);
+  return String.fromCharCode(protocol, prefix.len) + prefix.addr.toString('latin1');
+}
+
 /** Compile steering rules; `ids` maps every rule name to its id. */
 export function compileBindings(rules: readonly SteerRule[], ids: ReadonlyMap<string, number>): CompiledBindings {
-  const groups = new Map<string, Group>();
+  const groups = new Map<number | string, Group>();
   rules.forEach((rule, order) => {
     const ruleId = ids.get(rule.name);
     if (ruleId === undefined) throw new Error(`no id assigned to rule '${rule.name}'`);
     for (const prefix of rule.destinations) {
-      const key = `${IPPROTO_TCP}|${prefix.addr.toString('hex')}/${prefix.len}`;
+      const key = groupKey(IPPROTO_TCP, prefix);
       let group = groups.get(key);
       if (!group) groups.set(key, (group = { protocol: IPPROTO_TCP, prefix, claims: [] }));
       for (const range of rule.ports) group.claims.push({ order, ruleId, range });
