@@ -18,7 +18,7 @@ import { silentLogger, type Logger } from './log.js';
 import { loadNative, type EngineEvent, type EngineStats, type RawBinding, type RawBpfObject, type RawEngine } from './native/index.js';
 import { compileBindings } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
-import { applyBindings } from './steering.js';
+import { Steering } from './steering.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
 export const DEFAULT_BPFFS = '/sys/fs/bpf';
@@ -252,7 +252,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     if (decision.steering && object) {
       const steerRules = config.rules.filter((r) => r.kind === 'steer');
       const compiled = compileBindings(steerRules, ruleIds);
-      applyBindings(native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) }, compiled);
+      new Steering(native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) }).apply(compiled);
     }
 
     let stopping: Promise<void> | undefined;

@@ -4,6 +4,10 @@
  * most specific first (a new narrow entry never briefly loses to a wider one
  * it should beat), removals least specific first (the reverse). The settings
  * map (port granularities in use) is written last.
+ *
+ * The first apply diffs against what the kernel map holds; later ones against
+ * what this instance wrote (the map is private to the process), which keeps a
+ * reload of 100k bindings from re-reading every entry.
  */
 import { BIND_KEY_SIZE, BIND_VALUE_SIZE, encodeBindKey, encodeBindValue, encodeSettings, encodeU32Key } from './abi.js';
 import { bySpecificity, type Binding, type CompiledBindings } from './rules/compile.js';
@@ -30,40 +34,57 @@ function byGenerality(a: Buffer, b: Buffer): number {
   return prefixLen(a) - prefixLen(b) || portBits(a) - portBits(b);
 }
 
-export function applyBindings(ops: MapOps, maps: SteeringMaps, compiled: CompiledBindings): SteeringChanges {
-  const desired = new Map<string, Binding>();
-  for (const binding of compiled.bindings) desired.set(encodeBindKey(binding).toString('hex'), binding);
+/** Bindings keyed by their encoded key (latin1: one char per byte), value encoded. */
+type Entries = Map<string, Buffer>;
 
-  const stale: Buffer[] = [];
-  const present = new Set<string>();
-  let unchanged = 0;
-  const toWrite: Binding[] = [];
-  for (const key of ops.mapKeys(maps.bindings, BIND_KEY_SIZE)) {
-    const id = key.toString('hex');
-    const binding = desired.get(id);
-    if (!binding) {
-      stale.push(key);
-      continue;
+export class Steering {
+  private written: Entries | undefined;
+
+  constructor(
+    private readonly ops: MapOps,
+    private readonly maps: SteeringMaps,
+  ) {}
+
+  private readKernel(): Entries {
+    const entries: Entries = new Map();
+    for (const key of this.ops.mapKeys(this.maps.bindings, BIND_KEY_SIZE)) {
+      const value = this.ops.mapLookup(this.maps.bindings, key, BIND_VALUE_SIZE);
+      if (value) entries.set(key.toString('latin1'), value);
     }
-    present.add(id);
-    const current = ops.mapLookup(maps.bindings, key, BIND_VALUE_SIZE);
-    if (current?.equals(encodeBindValue(binding))) unchanged++;
-    else toWrite.push(binding);
+    return entries;
   }
-  const changed = toWrite.length;
-  for (const [id, binding] of desired) if (!present.has(id)) toWrite.push(binding);
 
-  toWrite.sort(bySpecificity);
-  if (toWrite.length) {
-    const keys = Buffer.alloc(toWrite.length * BIND_KEY_SIZE);
-    const values = Buffer.alloc(toWrite.length * BIND_VALUE_SIZE);
-    toWrite.forEach((b, i) => {
-      encodeBindKey(b, keys, i * BIND_KEY_SIZE);
-      encodeBindValue(b, values, i * BIND_VALUE_SIZE);
-    });
-    ops.mapUpdateMany(maps.bindings, keys, values, BIND_KEY_SIZE, BIND_VALUE_SIZE);
+  apply(compiled: CompiledBindings): SteeringChanges {
+    const current = this.written ?? this.readKernel();
+    const desired: Entries = new Map();
+    const toWrite: Binding[] = [];
+    let changed = 0;
+    for (const binding of compiled.bindings) {
+      const key = encodeBindKey(binding).toString('latin1');
+      const value = encodeBindValue(binding);
+      desired.set(key, value);
+      const old = current.get(key);
+      if (old?.equals(value)) continue;
+      if (old) changed++;
+      toWrite.push(binding);
+    }
+    const stale = [...current.keys()].filter((k) => !desired.has(k)).map((k) => Buffer.from(k, 'latin1'));
+
+    this.written = undefined; // until this apply completes, only the kernel knows what is there
+    toWrite.sort(bySpecificity);
+    if (toWrite.length) {
+      const keys = Buffer.alloc(toWrite.length * BIND_KEY_SIZE);
+      const values = Buffer.alloc(toWrite.length * BIND_VALUE_SIZE);
+      toWrite.forEach((b, i) => {
+        encodeBindKey(b, keys, i * BIND_KEY_SIZE);
+        encodeBindValue(b, values, i * BIND_VALUE_SIZE);
+      });
+      this.ops.mapUpdateMany(this.maps.bindings, keys, values, BIND_KEY_SIZE, BIND_VALUE_SIZE);
+    }
+    for (const key of stale.sort(byGenerality)) this.ops.mapDelete(this.maps.bindings, key);
+    this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask));
+    this.written = desired;
+    const unchanged = desired.size - toWrite.length;
+    return { added: toWrite.length - changed, changed, removed: stale.length, unchanged };
   }
-  for (const key of stale.sort(byGenerality)) ops.mapDelete(maps.bindings, key);
-  ops.mapUpdate(maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask));
-  return { added: toWrite.length - changed, changed, removed: stale.length, unchanged };
 }
