@@ -4,6 +4,7 @@
  * user fixes them all in one go and nothing is applied from a broken config.
  */
 import { BpfredirError } from '../errors.js';
+import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
 import { formatPrefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
 import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
@@ -98,6 +99,9 @@ const duration =
     return parsed;
   };
 
+const connectTimeout = duration({ allowZero: false, example: '5s' });
+const idleTimeout = duration({ allowZero: true, example: '10m, or 0 for never' });
+
 const oneOf =
   <T extends string>(allowed: readonly T[]) =>
   (v: unknown): Parsed<T> =>
@@ -134,8 +138,8 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   field(entries, 'protocol', where, problems, protocol, 'tcp');
   const target = field(entries, 'target', where, problems, parseEndpoint, undefined);
   if (!entryOf(entries, 'target')) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
-  const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, duration({ allowZero: false, example: '5s' }), defaults.connectTimeoutMs);
-  const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, duration({ allowZero: true, example: '10m, or 0 for never' }), defaults.idleTimeoutMs);
+  const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, connectTimeout, defaults.connectTimeoutMs);
+  const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, idleTimeout, defaults.idleTimeoutMs);
   const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, source: problems.at(node.line) };
 
   const listenEntry = entryOf(entries, 'listen');
@@ -168,7 +172,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
 function checkConflicts(rules: Rule[], lines: Map<Rule, number | undefined>, problems: Problems): void {
   const names = new Map<string, Rule>();
   const listens = new Map<string, Rule>();
-  const matches = new Map<string, Rule>();
+  const matches = new Map<number | string, Map<number, Rule>>(); // prefix → port range → rule
   for (const rule of rules) {
     const where = `rule '${rule.name}': `;
     const line = lines.get(rule);
@@ -185,15 +189,16 @@ function checkConflicts(rules: Rule[], lines: Map<Rule, number | undefined>, pro
     }
     for (const prefix of rule.destinations) {
       for (const range of rule.ports) {
-        const key = `${prefix.addr.toString('hex')}/${prefix.len}|${range.lo}-${range.hi}`;
-        const other = matches.get(key);
+        const key = prefixKey(IPPROTO_TCP, prefix);
+        const byRange = matches.get(key) ?? matches.set(key, new Map()).get(key)!;
+        const other = byRange.get(range.lo * 65536 + range.hi);
         if (other && other !== rule) {
           problems.add(
             line,
             where,
             `destination ${formatPrefix(prefix)} ports ${formatRange(range)} is exactly what rule '${other.name}' matches; remove one or make one narrower`,
           );
-        } else matches.set(key, rule);
+        } else byRange.set(range.lo * 65536 + range.hi, rule);
       }
     }
   }
@@ -213,8 +218,8 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB, or 0 for unlimited'), DEFAULTS.budgetBytes);
   const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
   const defaults: RuleDefaults = {
-    connectTimeoutMs: field(entries, 'connect_timeout', '', problems, duration({ allowZero: false, example: '5s' }), DEFAULTS.connectTimeoutMs),
-    idleTimeoutMs: field(entries, 'idle_timeout', '', problems, duration({ allowZero: true, example: '10m, or 0 for never' }), DEFAULTS.idleTimeoutMs),
+    connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
+    idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
   };
 
   const rulesEntry = entryOf(entries, 'rules');

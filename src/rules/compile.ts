@@ -58,7 +58,7 @@ function resolveGroup(group: Group): { ruleId: number; ranges: PortRange[] }[] {
  * Identity of (protocol, prefix) for grouping. IPv4 prefixes get a number
  * (Map lookups by number stay fast at 100k rules), others a short string.
  */
-function groupKey(protocol: number, prefix: Prefix): number | string {
+export function prefixKey(protocol: number, prefix: Prefix): number | string {
   if (prefix.family === 4) return (protocol * 256 + prefix.len) * 2 ** 32 + prefix.addr.readUInt32BE(12);
   return String.fromCharCode(protocol, prefix.len) + prefix.addr.toString('latin1');
 }
@@ -70,7 +70,7 @@ export function compileBindings(rules: readonly SteerRule[], ids: ReadonlyMap<st
     const ruleId = ids.get(rule.name);
     if (ruleId === undefined) throw new Error(`no id assigned to rule '${rule.name}'`);
     for (const prefix of rule.destinations) {
-      const key = groupKey(IPPROTO_TCP, prefix);
+      const key = prefixKey(IPPROTO_TCP, prefix);
       let group = groups.get(key);
       if (!group) groups.set(key, (group = { protocol: IPPROTO_TCP, prefix, claims: [] }));
       for (const range of rule.ports) group.claims.push({ order, ruleId, range });

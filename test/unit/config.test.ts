@@ -44,6 +44,13 @@ test('JSON is valid YAML', () => {
   assert.deepEqual(rule.listen, { host: '::1', port: 8080 });
 });
 
+test('JSON errors still carry line numbers', () => {
+  const json = ['{', '  "rules": [', '    {"name": "j", "listen": "127.0.0.1:8080",', '     "target": "127.0.0.1:99999"}', '  ]', '}'].join('\n');
+  assert.deepEqual(problemsOf(json), [
+    "cfg.yaml:4: rule 'j': target: '99999' is not a port (1-65535); write e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000",
+  ]);
+});
+
 test('ports: every accepted form', () => {
   const portsOf = (ports: string) => {
     const rule = parseConfigText(oneRule('destination: 127.0.0.2', `ports: ${ports}`, 'target: 127.0.0.1:9000'), FILE).rules[0]!;
