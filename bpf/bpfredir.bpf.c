@@ -72,6 +72,15 @@ struct {
 	__type(value, __u32);
 } splice_active SEC(".maps");
 
+/* relayed: cookie → bytes user space has moved to the peer while paused.
+ * Kept apart from conns so user-space writes never clobber the verdict's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
+	__type(key, __u64);
+	__type(value, __u64);
+} relayed SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, BPFREDIR_EVENTS_BYTES);
@@ -188,8 +197,9 @@ int steer(struct bpf_sk_lookup *ctx)
 }
 
 /* Bytes redirected to the peer that the peer has not yet written into its own
- * socket: the in-flight queue that the kernel does not limit. */
-static __always_inline __u64 in_flight(struct conn *c)
+ * socket: the in-flight queue the kernel does not limit. Bytes user space wrote
+ * into the peer (relayed) advance write_seq too and are not ours. */
+static __always_inline __s64 in_flight(struct conn *c, __u64 user_written)
 {
 	struct bpf_sock *peer;
 	struct tcp_sock *tp;
@@ -208,30 +218,32 @@ static __always_inline __u64 in_flight(struct conn *c)
 	if (!ok)
 		return 0;
 	if (!(c->flags & CONN_F_PEER_BASE_SET)) {
-		/* First redirect of this direction: nothing of ours is written yet. */
-		c->peer_write_base = write_seq - (__u32)c->redirected;
+		/* Called before the first redirect: nothing of ours is written yet. */
+		c->peer_write_base = write_seq;
 		c->flags |= CONN_F_PEER_BASE_SET;
 	}
 	/* 32-bit sequence arithmetic: exact while less than 2 GiB is in flight. */
-	return (__u32)((__u32)c->redirected - (write_seq - c->peer_write_base));
+	return (__s32)((__u32)c->redirected - (write_seq - c->peer_write_base - (__u32)user_written));
 }
 
-static __always_inline void request_pause(struct conn *c, __u64 cookie, struct rule_stats *st)
+static __always_inline __u64 relayed_by_user(__u64 cookie)
 {
-	struct event *e;
+	__u64 *r = bpf_map_lookup_elem(&relayed, &cookie);
 
-	if (c->flags & CONN_F_PAUSED)
-		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	return r ? *r : 0;
+}
+
+static __always_inline void notify(struct conn *c, __u64 cookie, __u32 type)
+{
+	struct event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+
+	/* A full ring only delays user space: it also polls paused connections. */
 	if (!e)
-		return; /* retried on the next skb */
+		return;
 	e->cookie = cookie;
-	e->type = EVENT_PAUSE;
+	e->type = type;
 	e->rule_id = c->rule_id;
 	bpf_ringbuf_submit(e, 0);
-	c->flags |= CONN_F_PAUSED;
-	if (st)
-		st->paused++;
 }
 
 SEC("sk_skb")
@@ -241,6 +253,7 @@ int splice_verdict(struct __sk_buff *skb)
 	struct rule_stats *st;
 	struct conn *c;
 	__u32 len = skb->len;
+	__u64 user = 0;
 
 	c = bpf_map_lookup_elem(&conns, &cookie);
 	if (!c)
@@ -252,24 +265,44 @@ int splice_verdict(struct __sk_buff *skb)
 		return SK_DROP;
 
 	st = stats_of(c->rule_id);
+	c->last_active_ns = bpf_ktime_get_ns();
+	if (c->budget) {
+		user = relayed_by_user(cookie);
+		if (!(c->flags & CONN_F_PEER_BASE_SET))
+			in_flight(c, 0);
+	}
+	if (c->flags & CONN_F_PAUSED) {
+		/* Resume only when user space holds none of our bytes (order) and
+		 * the queue towards the peer has drained to half the budget. */
+		if (user != c->passed || in_flight(c, user) > c->budget / 2) {
+			c->passed += len;
+			/* Paused: bytes go to this socket's receive path, charged to its
+			 * rcvbuf, so the sender's window closes; user space relays them. */
+			return SK_PASS;
+		}
+		c->flags &= ~CONN_F_PAUSED;
+		notify(c, cookie, EVENT_RESUMED);
+	}
+
 	if (bpf_sk_redirect_hash(skb, &splice_hold, &c->peer_cookie, 0) != SK_PASS) {
 		if (st)
 			st->redirect_failed++;
 		/* Peer gone: leave the bytes on this socket for user space. */
 		return SK_PASS;
 	}
-	c->last_active_ns = bpf_ktime_get_ns();
-	if (!(c->flags & CONN_F_PEER_BASE_SET))
-		in_flight(c); /* records the peer's base before its first byte */
-	__sync_fetch_and_add(&c->redirected, len);
+	c->redirected += len;
 	if (st) {
 		if (c->side == CONN_SIDE_CLIENT)
 			st->bytes_to_upstream += len;
 		else
 			st->bytes_to_client += len;
 	}
-	if (c->budget && in_flight(c) > c->budget)
-		request_pause(c, cookie, st);
+	if (c->budget && in_flight(c, user) > c->budget) {
+		c->flags |= CONN_F_PAUSED;
+		if (st)
+			st->paused++;
+		notify(c, cookie, EVENT_PAUSED);
+	}
 	/* Redirect set up above: the kernel queues the bytes for the peer's egress. */
 	return SK_PASS;
 }

@@ -73,21 +73,31 @@ enum conn_side {
 
 enum conn_flags {
 	CONN_F_PEER_BASE_SET = 1 << 0, /* peer_write_base holds the peer's write_seq */
-	CONN_F_PAUSED        = 1 << 1, /* budget hit, pause event sent, awaiting resume */
+	CONN_F_PAUSED        = 1 << 1, /* over budget: bytes stay on this socket for user space */
 };
 
 /*
  * conns: HASH keyed by the socket cookie (__u64) of each spliced socket.
- * Written by user space before the socket enters the splice maps; the verdict
- * program updates the counters. Two entries per connection, one per side.
+ * Written by user space once, before the socket enters the splice maps; after
+ * that only the verdict program writes it. Two entries per connection.
+ *
+ * Backpressure protocol (see docs/ARCHITECTURE.md): while PAUSED the verdict
+ * passes bytes to the socket's own receive path (charged to its rcvbuf, so its
+ * window closes) and counts them in `passed`; user space moves exactly those
+ * bytes to the peer once `in_flight` is 0 and publishes its total in the
+ * `relayed` map. The verdict resumes redirecting only when relayed == passed.
+ * To let user space catch up, it clamps the socket's receive window
+ * (TCP_WINDOW_CLAMP, minimum) on EVENT_PAUSED and lifts the clamp on
+ * EVENT_RESUMED; otherwise new bytes keep arriving as fast as it relays them.
  */
 struct conn {
 	__u64 peer_cookie;     /* key of the peer in splice_hold */
 	__u64 redirected;      /* bytes this socket received and redirected to the peer */
+	__u64 passed;          /* bytes this socket received while paused (left to user space) */
 	__u64 last_active_ns;  /* bpf_ktime_get_ns() of the last byte (CLOCK_MONOTONIC) */
 	__u32 rule_id;
 	__u32 budget;          /* max bytes redirected but not yet written by the peer; 0 = unlimited */
-	__u32 peer_write_base; /* peer tcp_sock.write_seq when this side first redirected */
+	__u32 peer_write_base; /* peer write_seq before this side's first redirect */
 	__u8 side;             /* enum conn_side */
 	__u8 flags;            /* enum conn_flags */
 	__u16 reserved;
@@ -95,7 +105,12 @@ struct conn {
 
 /* events: RINGBUF records, kernel → native engine. */
 enum event_type {
-	EVENT_PAUSE = 1, /* cookie's direction is over budget: remove it from splice_active */
+	/* cookie's direction went over budget: its bytes now wait on the socket for
+	 * user space to relay (value 2: the first protocol, removing the socket from
+	 * splice_active, dropped bytes in flight and is gone). */
+	EVENT_PAUSED = 2,
+	/* user space caught up and the queue drained: cookie splices again */
+	EVENT_RESUMED = 3,
 };
 
 struct event {
