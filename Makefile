@@ -38,9 +38,14 @@ $(NPM_STAMP): package.json
 	$(Q)npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(ADDON): $(wildcard native/*.cc native/*.h) native/binding.gyp bpf/bpfredir.h $(NPM_STAMP)
+# configure once (it wipes native/build), then incremental builds.
+native/build/Makefile: native/binding.gyp $(NPM_STAMP)
+	@echo "  GYP     native/build"
+	$(Q)cd native && ../node_modules/.bin/node-gyp configure --silent $(NODEDIR_FLAG) >/dev/null
+
+$(ADDON): $(wildcard native/*.cc native/*.h) bpf/bpfredir.h native/build/Makefile
 	@echo "  ADDON   $@"
-	$(Q)cd native && ../node_modules/.bin/node-gyp rebuild --silent $(NODEDIR_FLAG) >/dev/null
+	$(Q)cd native && ../node_modules/.bin/node-gyp build --silent $(NODEDIR_FLAG) -j 2 >/dev/null
 
 $(TS_STAMP): $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json $(NPM_STAMP)
 	@echo "  TSC     dist/"
