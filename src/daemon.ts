@@ -15,7 +15,16 @@ import type { Config, DatapathChoice, Rule } from './config/types.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { BpfredirError, errnoCode, errorMessage } from './errors.js';
 import { silentLogger, type Logger } from './log.js';
-import { loadNative, type EngineEvent, type EngineStats, type RawBinding, type RawBpfObject, type RawEngine } from './native/index.js';
+import {
+  loadNative,
+  type Datapath,
+  type EngineEvent,
+  type EngineStats,
+  type ListenerHandle,
+  type RawBinding,
+  type RawBpfObject,
+  type RawEngine,
+} from './native/index.js';
 import { compileBindings } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
 import { Steering } from './steering.js';
@@ -156,6 +165,62 @@ class UndoStack {
   }
 }
 
+/**
+ * Attach sk_lookup to this netns and pin the link: the pin is the lock that
+ * keeps a second bpfredir out of the namespace. Returns the pin path.
+ */
+function attachSteering(args: { native: RawBinding; object: RawBpfObject; root: string; netnsInode: bigint; undo: UndoStack }): string {
+  const { native, object, root, undo } = args;
+  const dir = `bpfredir/${args.netnsInode}`;
+  try {
+    native.ensureBpffs(root, dir);
+  } catch (err) {
+    throw explainStartFailure(err, `preparing ${root}/${dir}`);
+  }
+  undo.push('remove pin directory', () => removeDirIfEmpty(`${root}/${dir}`));
+  const linkId = object.attachSkLookup(PROGRAMS.steer);
+  undo.push('detach sk_lookup', () => object.detach(linkId));
+  const path = `${root}/${dir}/steer`;
+  try {
+    object.pinLink(linkId, path);
+  } catch (err) {
+    if (errnoCode(err) !== 'EEXIST') throw explainStartFailure(err, `pinning the sk_lookup link at ${path}`);
+    throw new BpfredirError(
+      'ERR_BPFREDIR_ALREADY_RUNNING',
+      `another bpfredir is running in this network namespace (pinned at ${path}); stop it or remove the pin`,
+      { cause: err },
+    );
+  }
+  undo.push('unpin sk_lookup link', () => object.unpin(path));
+  return path;
+}
+
+/** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
+function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; config: Config; relay: Datapath; undo: UndoStack }) {
+  const { engine, rule, config } = args;
+  const steering = rule.kind === 'steer';
+  const bind = steering ? { host: '::', port: 0 } : rule.listen;
+  let handle: ListenerHandle;
+  try {
+    handle = engine.addListener({
+      ruleId: args.ruleId,
+      bind,
+      dualStack: bind.host === '::',
+      backlog: LISTEN_BACKLOG,
+      targets: [rule.target],
+      connectTimeoutMs: rule.connectTimeoutMs,
+      idleTimeoutMs: rule.idleTimeoutMs,
+      datapath: args.relay,
+      budgetBytes: config.budgetBytes,
+      sndbufBytes: config.sndbufBytes,
+    });
+  } catch (err) {
+    throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
+  }
+  args.undo.push(`remove listener of rule '${rule.name}'`, () => engine.removeListener(handle.id));
+  return { fd: handle.fd, steering, address: formatHostPort(bind.host, handle.port) };
+}
+
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
   const logger = options.logger ?? silentLogger;
   const native = options.native ?? loadNative();
@@ -180,30 +245,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     }
 
     if (decision.steering && object) {
-      const root = options.bpffsRoot ?? DEFAULT_BPFFS;
-      const dir = `bpfredir/${netnsInode}`;
-      try {
-        native.ensureBpffs(root, dir);
-      } catch (err) {
-        throw explainStartFailure(err, `preparing ${root}/${dir}`);
-      }
-      undo.push('remove pin directory', () => removeDirIfEmpty(`${root}/${dir}`));
-      const linkId = object.attachSkLookup(PROGRAMS.steer);
-      const attached = object;
-      undo.push('detach sk_lookup', () => attached.detach(linkId));
-      const path = `${root}/${dir}/steer`;
-      try {
-        object.pinLink(linkId, path);
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw explainStartFailure(err, `pinning the sk_lookup link at ${path}`);
-        throw new BpfredirError(
-          'ERR_BPFREDIR_ALREADY_RUNNING',
-          `another bpfredir is running in this network namespace (pinned at ${path}); stop it or remove the pin`,
-          { cause: err },
-        );
-      }
-      pinPath = path;
-      undo.push('unpin sk_lookup link', () => object.unpin(path));
+      pinPath = attachSteering({ native, object, root: options.bpffsRoot ?? DEFAULT_BPFFS, netnsInode, undo });
     }
 
     if (decision.relay === 'splice' && object) object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
@@ -224,29 +266,9 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
 
     for (const rule of config.rules) {
       const ruleId = ruleIds.get(rule.name)!;
-      const steering = rule.kind === 'steer';
-      // Steering: one private dual-stack socket per rule; sk_lookup hands it the connections.
-      const bind = steering ? { host: '::', port: 0 } : rule.listen;
-      let handle;
-      try {
-        handle = engine.addListener({
-          ruleId,
-          bind,
-          dualStack: bind.host === '::',
-          backlog: LISTEN_BACKLOG,
-          targets: [rule.target],
-          connectTimeoutMs: rule.connectTimeoutMs,
-          idleTimeoutMs: rule.idleTimeoutMs,
-          datapath: decision.relay,
-          budgetBytes: config.budgetBytes,
-          sndbufBytes: config.sndbufBytes,
-        });
-      } catch (err) {
-        throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
-      }
-      undo.push(`remove listener of rule '${rule.name}'`, () => engine.removeListener(handle.id));
-      if (steering && object) native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), handle.fd);
-      listeners.push({ rule: rule.name, ruleId, address: formatHostPort(bind.host, handle.port), steering });
+      const listener = addRuleListener({ engine, rule, ruleId, config, relay: decision.relay, undo });
+      if (listener.steering && object) native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), listener.fd);
+      listeners.push({ rule: rule.name, ruleId, address: listener.address, steering: listener.steering });
     }
 
     if (decision.steering && object) {
