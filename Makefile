@@ -38,8 +38,13 @@ $(NPM_STAMP): package.json
 	$(Q)npm ci --no-audit --no-fund --loglevel=error || npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# configure once (it wipes native/build), then incremental builds.
-native/build/Makefile: native/binding.gyp $(NPM_STAMP)
+# configure once (it wipes native/build), then incremental builds; binding.gyp
+# lists native/*.cc when configured, so a new or removed source reconfigures.
+NATIVE_SOURCES := $(BUILD)/native-sources.txt
+$(shell mkdir -p $(BUILD); ls native/*.cc > $(NATIVE_SOURCES).new; \
+  cmp -s $(NATIVE_SOURCES).new $(NATIVE_SOURCES) || cp $(NATIVE_SOURCES).new $(NATIVE_SOURCES); rm -f $(NATIVE_SOURCES).new)
+
+native/build/Makefile: native/binding.gyp $(NATIVE_SOURCES) $(NPM_STAMP)
 	@echo "  GYP     native/build"
 	$(Q)cd native && ../node_modules/.bin/node-gyp configure --silent $(NODEDIR_FLAG) >/dev/null
 
