@@ -1,0 +1,89 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { configFromObject } from '../../src/config/load.js';
+import { readRuleStats, startDaemon } from '../../src/daemon.js';
+import { fakeNative } from './fake-native.js';
+
+const config = configFromObject(
+  {
+    rules: [
+      { name: 'anyip', destination: '127.0.0.2', ports: '8080-8090', target: '127.0.0.1:9000' },
+      { name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' },
+    ],
+  },
+  'test',
+);
+const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test');
+const PIN = '/nonexistent-bpffs/bpfredir/4026531840/steer';
+const opts = { bpffsRoot: '/nonexistent-bpffs', objectPath: '/x/bpfredir.bpf.o' };
+
+test('start: lock first, sockets before bindings; stop undoes it in reverse', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(config, { ...opts, native });
+  assert.deepEqual(calls, [
+    'loadObject bpfredir.bpf.o',
+    'ensureBpffs /nonexistent-bpffs bpfredir/4026531840',
+    'attachSkLookup steer',
+    `pinLink 7 ${PIN}`,
+    'attachVerdict splice_verdict splice_active',
+    'Engine splice',
+    'addListener rule 1 :::0 splice',
+    'sockmapUpdate steer_sockets 1 fd 51',
+    'addListener rule 2 127.0.0.1:8080 splice',
+    'mapUpdateMany bindings 3',
+    'mapUpdate settings',
+  ]);
+  assert.equal(daemon.pinPath, PIN);
+  assert.deepEqual(daemon.listeners, [
+    { rule: 'anyip', ruleId: 1, address: '[::]:40001', steering: true },
+    { rule: 'web', ruleId: 2, address: '127.0.0.1:8080', steering: false },
+  ]);
+  calls.length = 0;
+  await Promise.all([daemon.stop(), daemon.stop()]);
+  await daemon.stop();
+  assert.deepEqual(calls, ['removeListener 2', 'removeListener 1', 'engine.close', `unpin ${PIN}`, 'detach 7', 'object.close']);
+});
+
+test('listen rules alone need no sk_lookup and no pin', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(listenOnly, { ...opts, native });
+  assert.deepEqual(calls, ['loadObject bpfredir.bpf.o', 'attachVerdict splice_verdict splice_active', 'Engine splice', 'addListener rule 1 127.0.0.1:8080 splice']);
+  assert.equal(daemon.pinPath, undefined);
+  await daemon.stop();
+});
+
+test('the user-space relay without steering loads no BPF at all', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(listenOnly, { ...opts, native, datapath: 'userspace' });
+  assert.deepEqual(calls, ['Engine userspace', 'addListener rule 1 127.0.0.1:8080 userspace']);
+  assert.deepEqual(readRuleStats(daemon).rules.get('web')?.steered, 0n);
+  await daemon.stop();
+});
+
+test('a second instance in the netns is refused and leaves nothing behind', async () => {
+  const { native, calls } = fakeNative({ pinError: 'EEXIST' });
+  await assert.rejects(startDaemon(config, { ...opts, native }), {
+    code: 'ERR_BPFREDIR_ALREADY_RUNNING',
+    message: `another bpfredir is running in this network namespace (pinned at ${PIN}); stop it or remove the pin`,
+  });
+  assert.deepEqual(calls.slice(-2), ['detach 7', 'object.close']);
+  assert.ok(!calls.some((c) => c.startsWith('unpin')), 'the other instance keeps its pin');
+});
+
+test('a listen address in use fails with the rule and how to fix it, after undoing everything', async () => {
+  const { native, calls } = fakeNative({ listenErrors: new Map([[8080, 'EADDRINUSE']]) });
+  await assert.rejects(startDaemon(config, { ...opts, native }), {
+    code: 'ERR_BPFREDIR_PORT_IN_USE',
+    message: "test: rule 'web': 127.0.0.1:8080 is already in use; stop what listens there (ss -ltnp) or pick another port",
+  });
+  assert.deepEqual(calls.slice(-5), ['removeListener 1', 'engine.close', `unpin ${PIN}`, 'detach 7', 'object.close']);
+});
+
+test('ports below 1024 without privileges exit as a privilege problem', async () => {
+  const low = configFromObject({ rules: [{ name: 'http', listen: '127.0.0.1:80', target: '127.0.0.1:9000' }] }, 'test');
+  const { native } = fakeNative({ listenErrors: new Map([[80, 'EACCES']]) });
+  await assert.rejects(startDaemon(low, { ...opts, native, datapath: 'userspace' }), {
+    code: 'ERR_BPFREDIR_PRIVILEGES',
+    message: "test: rule 'http': 127.0.0.1:80: ports below 1024 need root or CAP_NET_BIND_SERVICE",
+  });
+});

@@ -1,0 +1,74 @@
+/** A RawBinding double that records every call, for testing the daemon's order of operations without privileges. */
+import type { EngineOptions, FeatureProbe, ListenerOptions, RawBinding, RawBpfObject, RawEngine } from '../../src/native/index.js';
+
+export interface FakeOptions {
+  probe?: FeatureProbe;
+  /** errno code thrown by pinLink (e.g. 'EEXIST'). */
+  pinError?: string;
+  /** errno code thrown by addListener for this port. */
+  listenErrors?: Map<number, string>;
+}
+
+const sysError = (code: string, syscall: string) => Object.assign(new Error(`${syscall}: ${code}`), { code, syscall });
+
+export function fakeNative(options: FakeOptions = {}) {
+  const calls: string[] = [];
+  const maps = new Map<number, Map<string, Buffer>>();
+  const mapNames = new Map<string, number>();
+  const mapFd = (name: string) => mapNames.get(name) ?? (mapNames.set(name, 100 + mapNames.size), maps.set(100 + mapNames.size - 1, new Map()), mapNames.get(name)!);
+  const nameOf = (fd: number) => [...mapNames].find(([, f]) => f === fd)?.[0] ?? `fd${fd}`;
+  let nextListener = 1;
+
+  const object: RawBpfObject = {
+    mapFd,
+    attachSkLookup: (program) => (calls.push(`attachSkLookup ${program}`), 7),
+    attachVerdict: (program, map) => void calls.push(`attachVerdict ${program} ${map}`),
+    pinLink: (link, path) => {
+      calls.push(`pinLink ${link} ${path}`);
+      if (options.pinError) throw sysError(options.pinError, 'bpf_obj_pin');
+    },
+    unpin: (path) => void calls.push(`unpin ${path}`),
+    detach: (link) => void calls.push(`detach ${link}`),
+    close: () => void calls.push('object.close'),
+  };
+
+  class FakeEngine implements RawEngine {
+    constructor(opts: EngineOptions) {
+      calls.push(`Engine ${opts.maps ? 'splice' : 'userspace'}`);
+    }
+    addListener(opts: ListenerOptions) {
+      calls.push(`addListener rule ${opts.ruleId} ${opts.bind.host}:${opts.bind.port} ${opts.datapath}`);
+      const error = options.listenErrors?.get(opts.bind.port);
+      if (error) throw sysError(error, 'bind');
+      const id = nextListener++;
+      return { id, fd: 50 + id, port: opts.bind.port || 40000 + id };
+    }
+    updateListener() {}
+    removeListener(id: number) {
+      calls.push(`removeListener ${id}`);
+    }
+    stats() {
+      return { listeners: 0, connections: 0, spliced: 0, relayed: 0, paused: 0, accepted: 0, connectFailed: 0, closed: 0 };
+    }
+    async close() {
+      calls.push('engine.close');
+    }
+  }
+
+  const native: RawBinding = {
+    loadObject: async (path) => (calls.push(`loadObject ${path.split('/').pop()}`), object),
+    probeFeatures: () => options.probe ?? { skLookup: true, sockmapVerdict: true, problems: [] },
+    ensureBpffs: (root, dir) => void calls.push(`ensureBpffs ${root} ${dir}`),
+    netnsInode: () => 4026531840n,
+    mapUpdate: (fd, key, value) => void (calls.push(`mapUpdate ${nameOf(fd)}`), maps.get(fd)!.set(key.toString('hex'), value)),
+    mapDelete: (fd, key) => maps.get(fd)!.delete(key.toString('hex')),
+    mapLookup: (fd, key) => maps.get(fd)!.get(key.toString('hex')) ?? null,
+    mapLookupPercpu: () => null,
+    mapKeys: (fd) => [...maps.get(fd)!.keys()].map((k) => Buffer.from(k, 'hex')),
+    mapUpdateMany: (fd, keys, _values, keySize) => void calls.push(`mapUpdateMany ${nameOf(fd)} ${keys.length / keySize}`),
+    sockmapUpdate: (fd, key, socketFd) => void calls.push(`sockmapUpdate ${nameOf(fd)} ${key.readUInt32LE(0)} fd ${socketFd}`),
+    openFdCount: () => 0,
+    Engine: FakeEngine,
+  };
+  return { native, calls };
+}
