@@ -15,7 +15,15 @@ export function fakeNative(options: FakeOptions = {}) {
   const calls: string[] = [];
   const maps = new Map<number, Map<string, Buffer>>();
   const mapNames = new Map<string, number>();
-  const mapFd = (name: string) => mapNames.get(name) ?? (mapNames.set(name, 100 + mapNames.size), maps.set(100 + mapNames.size - 1, new Map()), mapNames.get(name)!);
+  const mapFd = (name: string) => {
+    let fd = mapNames.get(name);
+    if (fd === undefined) {
+      fd = 100 + mapNames.size;
+      mapNames.set(name, fd);
+      maps.set(fd, new Map());
+    }
+    return fd;
+  };
   const nameOf = (fd: number) => [...mapNames].find(([, f]) => f === fd)?.[0] ?? `fd${fd}`;
   let nextListener = 1;
 
