@@ -17,6 +17,7 @@ export const MAPS = {
   spliceHold: 'splice_hold',
   spliceActive: 'splice_active',
   events: 'events',
+  relayed: 'relayed',
 } as const;
 export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict' } as const;
 

@@ -258,6 +258,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
               spliceHold: object.mapFd(MAPS.spliceHold),
               spliceActive: object.mapFd(MAPS.spliceActive),
               events: object.mapFd(MAPS.events),
+              relayed: object.mapFd(MAPS.relayed),
             }
           : undefined,
       onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, ruleNames)),

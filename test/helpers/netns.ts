@@ -118,3 +118,20 @@ export function requireBpf(t: TestContext): boolean {
   if (problems.length > 0) return skipOrFail(t, problems.join('; '));
   return true;
 }
+
+/**
+ * For describe-level gating: false when root and the BPF data path are available,
+ * otherwise the reason to skip — and under CI=true it throws instead, since a
+ * skipped kernel test there is a failure.
+ */
+export function bpfSkipReason(): string | false {
+  let reason: string | undefined;
+  if (process.getuid?.() !== 0) reason = 'needs root (network namespaces, BPF)';
+  else {
+    const { problems } = loadNative().probeFeatures();
+    if (problems.length > 0) reason = problems.join('; ');
+  }
+  if (!reason) return false;
+  if (process.env.CI === 'true') throw new Error(`kernel test cannot run under CI: ${reason}`);
+  return reason;
+}

@@ -6,7 +6,8 @@
  *   echo         send back everything, end after the client's EOF
  *   sink         read everything, end after the client's EOF
  *   source       read the request up to the client's EOF, then send --bytes stream bytes and end
- *   slow         like sink, but read at about --rate bytes/s (a slow consumer)
+ *   slow         like sink, but read at about --rate bytes/s (a slow consumer);
+ *                with --slow-ms T only for the first T ms, then at full speed
  *   close-first  send --bytes stream bytes and end at once, while still reading the client
  *   reset        reset the connection after --after bytes were received (0: at once)
  *   name         send --name and end (which server answered?)
@@ -26,6 +27,7 @@ const { values: opt } = parseArgs({
     port: { type: 'string', default: '0' },
     bytes: { type: 'string', default: '0' },
     rate: { type: 'string', default: '1048576' },
+    'slow-ms': { type: 'string', default: '0' },
     after: { type: 'string', default: '0' },
     name: { type: 'string', default: 'server' },
     connections: { type: 'string', default: '0' },
@@ -35,6 +37,7 @@ const { values: opt } = parseArgs({
 const mode = opt.mode!;
 const bytes = Number(opt.bytes);
 const rate = Number(opt.rate);
+const slowMs = Number(opt['slow-ms']);
 const resetAfter = Number(opt.after);
 const maxConnections = Number(opt.connections);
 const modes = ['echo', 'sink', 'source', 'slow', 'close-first', 'reset', 'name'];
@@ -86,6 +89,7 @@ function serve(socket: net.Socket): void {
       socket.on('data', (chunk: Buffer) => {
         received.update(chunk);
         if (mode !== 'slow') return;
+        if (slowMs > 0 && performance.now() - started > slowMs) return;
         const aheadMs = (received.bytes / rate) * 1000 - (performance.now() - started);
         if (aheadMs > 1) {
           socket.pause();

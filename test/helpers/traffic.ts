@@ -26,6 +26,7 @@ export interface ServerOptions {
   port?: number; // default 0 (any)
   bytes?: number; // source, close-first: stream bytes to send
   rate?: number; // slow: bytes per second read
+  slowMs?: number; // slow: only for this long, then full speed
   after?: number; // reset: bytes received before the reset
   name?: string; // name: the reply; always in reports
   connections?: number; // exit after this many (default: run until stop())
@@ -98,7 +99,7 @@ export function listenerFd(server: net.Server): number {
 export function startServer(ns: Netns | null, opts: ServerOptions): Promise<TrafficServer> {
   const args = [script('tcp-server.js'), '--mode', opts.mode];
   const flags: [string, string | number | undefined][] = [
-    ['--host', opts.host], ['--port', opts.port], ['--bytes', opts.bytes], ['--rate', opts.rate],
+    ['--host', opts.host], ['--port', opts.port], ['--bytes', opts.bytes], ['--rate', opts.rate], ['--slow-ms', opts.slowMs],
     ['--after', opts.after], ['--name', opts.name], ['--connections', opts.connections],
   ];
   for (const [flag, value] of flags) if (value !== undefined) args.push(flag, String(value));
@@ -180,6 +181,23 @@ export function runClient(ns: Netns | null, opts: ClientOptions): Promise<Client
         resolve(JSON.parse(stdout) as ClientReport);
       } catch {
         reject(new Error(`tcp-client exited (${code}) without a report: ${stderr()}`));
+      }
+    });
+  });
+}
+
+/** Runs another helper script (e.g. tcp-many.js) and parses its one JSON line of output. */
+export function runScript<T>(ns: Netns | null, name: string, args: string[]): Promise<T> {
+  const child = spawnNode(ns, [script(name), ...args], false);
+  const stderr = collectStderr(child);
+  let stdout = '';
+  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) => {
+      try {
+        resolve(JSON.parse(stdout) as T);
+      } catch {
+        reject(new Error(`${name} exited (${code}) without a report: ${stderr()}`));
       }
     });
   });

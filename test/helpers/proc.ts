@@ -1,0 +1,58 @@
+/**
+ * Process and machine accounting for kernel tests, read from /proc.
+ *   cpuSeconds(pid)      utime + stime of a process (all threads)
+ *   kworkerCpuSeconds()  CPU of every kernel worker thread (sockmap's egress runs there)
+ *   machineCpuSeconds()  busy time of the whole machine (softirq included)
+ *   openFds(pid)         number of open fds of a process
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+
+const TICKS = 100; // USER_HZ on Linux
+
+function statFields(path: string): string[] | null {
+  try {
+    const text = readFileSync(path, 'utf8');
+    // comm may contain spaces: fields start after the last ')'.
+    return text.slice(text.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null; // the process went away
+  }
+}
+
+export function cpuSeconds(pid: number): number {
+  const f = statFields(`/proc/${pid}/stat`);
+  if (!f) throw new Error(`process ${pid} is gone`);
+  return (Number(f[11]) + Number(f[12])) / TICKS;
+}
+
+export function kworkerCpuSeconds(): number {
+  let total = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    let comm: string;
+    try {
+      comm = readFileSync(`/proc/${pid}/comm`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (!comm.startsWith('kworker')) continue;
+    const f = statFields(`/proc/${pid}/stat`);
+    if (f) total += (Number(f[11]) + Number(f[12])) / TICKS;
+  }
+  return total;
+}
+
+export function machineCpuSeconds(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+  return (user! + nice! + system! + irq! + softirq! + steal!) / TICKS;
+}
+
+export function openFds(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+export function memAvailableBytes(): number {
+  const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
+  return Number(m![1]) * 1024;
+}
