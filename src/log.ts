@@ -10,8 +10,12 @@ export interface Logger {
   error(message: string, fields?: LogFields): void;
 }
 
+export const LOG_LEVELS: readonly LogLevel[] = ['info', 'warn', 'error'];
+
 export interface LoggerOptions {
   format: LogFormat;
+  /** Lines below this level are dropped (e.g. 'warn' silences per-connection lines). */
+  level?: LogLevel;
   write?: (line: string) => void;
   now?: () => Date;
 }
@@ -21,8 +25,9 @@ function textValue(value: string | number | bigint | boolean): string {
   return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
-export function createLogger({ format, write = (line) => process.stderr.write(`${line}\n`), now = () => new Date() }: LoggerOptions): Logger {
+export function createLogger({ format, level: minimum = 'info', write = (line) => process.stderr.write(`${line}\n`), now = () => new Date() }: LoggerOptions): Logger {
   const log = (level: LogLevel, message: string, fields: LogFields = {}) => {
+    if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(minimum)) return;
     const defined = Object.entries(fields).filter((e): e is [string, string | number | bigint | boolean] => e[1] !== undefined);
     if (format === 'json') {
       const record = { time: now().toISOString(), level, msg: message, ...Object.fromEntries(defined) };

@@ -1,11 +1,12 @@
 /** Options shared by the commands that start a daemon. */
 import type { Argv } from 'yargs';
 import type { DatapathChoice } from '../config/types.js';
-import type { LogFormat } from '../log.js';
+import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 
 export interface ServeArgs {
   datapath?: DatapathChoice;
   'log-format': LogFormat;
+  'log-level': LogLevel;
 }
 
 export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
@@ -18,5 +19,10 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
       choices: ['text', 'json'] as const,
       default: 'text' as const,
       describe: 'one line per event on stderr',
+    })
+    .option('log-level', {
+      choices: LOG_LEVELS,
+      default: 'info' as LogLevel,
+      describe: 'info: a line per connection event; warn: problems only',
     }) as Argv<T & ServeArgs>;
 }

@@ -26,7 +26,7 @@ function untilSignal(): Promise<NodeJS.Signals> {
 }
 
 export async function serve(config: Config, args: ServeArgs): Promise<void> {
-  const logger = createLogger({ format: args['log-format'] });
+  const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
   const stopped = untilSignal(); // listen before starting: a signal during start still stops us
   for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
   const daemon = await startDaemon(config, { logger, datapath: args.datapath });

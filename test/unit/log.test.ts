@@ -24,3 +24,12 @@ test('json lines: one object per event, bigint as string', () => {
     bytes: '5',
   });
 });
+
+test('lines below the chosen level are dropped', () => {
+  const lines: string[] = [];
+  const log = createLogger({ format: 'text', level: 'warn', write: (l) => lines.push(l), now });
+  log.info('connected');
+  log.warn('connect_failed');
+  log.error('engine_error');
+  assert.deepEqual(lines.map((l) => l.split(' ')[1]), ['warn', 'error']);
+});
