@@ -41,6 +41,8 @@ export interface Background {
   label: string;
   /** Last few KB of stdout+stderr, for error messages. */
   output(): string;
+  /** First few KB of stdout+stderr (start-up lines survive long output). */
+  head(): string;
   /** Resolves with the exit code (or null when killed) once the process ended. */
   exited: Promise<number | null>;
   hasExited(): boolean;
@@ -48,13 +50,17 @@ export interface Background {
 }
 
 const OUTPUT_KEEP = 8192;
+const HEAD_KEEP = 65536;
 
 export function startBackground(label: string, c: NsCommand): Background {
   const [file, ...args] = wrapped(c);
   const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
   let out = '';
+  let head = '';
   const keep = (chunk: Buffer) => {
-    out = (out + chunk.toString()).slice(-OUTPUT_KEEP);
+    const text = chunk.toString();
+    if (head.length < HEAD_KEEP) head += text.slice(0, HEAD_KEEP - head.length);
+    out = (out + text).slice(-OUTPUT_KEEP);
   };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
@@ -85,6 +91,7 @@ export function startBackground(label: string, c: NsCommand): Background {
     pid,
     label,
     output: () => out,
+    head: () => head,
     exited,
     hasExited: () => ended,
     async stop() {

@@ -17,14 +17,19 @@ export async function waitListening(netns: string, port: number, proc: Backgroun
 export async function waitOutput(proc: Background, pattern: RegExp, timeoutMs: number): Promise<void> {
   const deadline = performance.now() + timeoutMs;
   while (performance.now() < deadline) {
-    if (pattern.test(proc.output())) return;
+    if (pattern.test(proc.head()) || pattern.test(proc.output())) return;
     if (proc.hasExited()) throw new Error(`${proc.label} exited: ${lastLines(proc.output())}`);
     await sleep(10);
   }
   throw new Error(`${proc.label} printed no ${pattern} within ${timeoutMs} ms: ${lastLines(proc.output())}`);
 }
 
+const MAX_MESSAGE = 400;
+
+/** The last n lines, shortened to one readable error message. */
 export function lastLines(text: string, n = 3): string {
   const lines = text.trim().split('\n').filter(Boolean).slice(-n);
-  return lines.length ? lines.join(' | ') : '(no output)';
+  const joined = lines.join(' | ');
+  if (!joined) return '(no output)';
+  return joined.length > MAX_MESSAGE ? `${joined.slice(0, MAX_MESSAGE)} …` : joined;
 }

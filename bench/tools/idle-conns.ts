@@ -1,6 +1,7 @@
 /**
  * Many idle TCP connections, for the redirector-RSS test.
- *   node idle-conns.js serve HOST PORT     accept and hold every connection, never read or write
+ *   node idle-conns.js serve HOST PORT     accept and hold every connection, never read or write;
+ *                                          print "held N" whenever the count changed (at most 10/s)
  *   node idle-conns.js hold HOST PORT N    open N connections, print one JSON line, hold until killed
  */
 import { connect, createServer, Socket } from 'node:net';
@@ -9,12 +10,19 @@ const [mode, host, portText, countText] = process.argv.slice(2);
 const port = Number(portText);
 
 function serve(): void {
-  const held: Socket[] = [];
+  const held = new Set<Socket>();
   const server = createServer((socket) => {
     socket.on('error', () => undefined);
-    held.push(socket);
+    socket.on('close', () => held.delete(socket));
+    held.add(socket);
   });
   server.listen({ host, port, backlog: 65535 });
+  let reported = -1;
+  setInterval(() => {
+    if (held.size === reported) return;
+    reported = held.size;
+    process.stdout.write(`held ${reported}\n`);
+  }, 100);
 }
 
 async function hold(count: number): Promise<void> {

@@ -6,18 +6,18 @@
  * also report RSS extrapolated linearly to the requested count.
  */
 import { join } from 'node:path';
-import { Background, hardNofileLimit, runInNetns, sleep, startBackground, treeMemory } from '../proc.js';
+import { Background, hardNofileLimit, sleep, startBackground, treeMemory } from '../proc.js';
 import { BENCH_TOOLS } from '../paths.js';
-import { SERVICE_PORTS } from '../servers.js';
 import { lastLines, waitOutput } from '../ready.js';
 import { Metrics, NOFILE, Workload, withForward } from './workload.js';
 
 const FORKING = ['socat', 'redir'];
 const MB = 1e6;
 
-async function establishedAtServer(netns: string): Promise<number> {
-  const ss = await runInNetns({ netns, argv: ['ss', '-Htn', 'state', 'established', `( sport = :${SERVICE_PORTS.hold} )`] }, 10_000);
-  return ss.stdout.split('\n').filter(Boolean).length;
+/** The hold server prints "held N" whenever its count changes. */
+function heldAtServer(server: Background): number {
+  const counts = [...server.output().matchAll(/held (\d+)/g)];
+  return counts.length ? Number(counts[counts.length - 1][1]) : 0;
 }
 
 export const idle: Workload = {
@@ -26,7 +26,7 @@ export const idle: Workload = {
   appliesTo: (system) => system.kind !== 'direct' && !FORKING.includes(system.name),
   seconds: () => 15,
   run: (ctx) =>
-    withForward(ctx, 'hold', undefined, async ({ endpoint, roots }): Promise<Metrics> => {
+    withForward(ctx, 'hold', undefined, async ({ endpoint, roots, server }): Promise<Metrics> => {
       const wanted = ctx.options.idleConnections;
       const DESCRIPTORS_IN_USE = 100; // listener, epoll, pipes, libraries …
       const count = Math.min(wanted, Math.floor((hardNofileLimit() - DESCRIPTORS_IN_USE) / 2));
@@ -46,7 +46,7 @@ export const idle: Workload = {
         const deadline = performance.now() + 20_000;
         for (let stableSince = performance.now(); atServer < report.connected && performance.now() < deadline; ) {
           await sleep(200);
-          const now = await establishedAtServer(ctx.topology.serverNs);
+          const now = heldAtServer(server);
           if (now > atServer) stableSince = performance.now();
           else if (performance.now() - stableSince > 1000) break;
           atServer = now;

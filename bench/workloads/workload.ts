@@ -2,7 +2,7 @@
 import type { BenchOptions } from '../options.js';
 import type { Topology } from '../topology.js';
 import { Endpoint, RunningSystem, SystemDef, startSystem } from '../systems.js';
-import { hardNofileLimit } from '../proc.js';
+import { Background, hardNofileLimit } from '../proc.js';
 import { PROXY_PORT_OFFSET, SERVICE_PORTS, Service, startServer } from '../servers.js';
 
 export type Metrics = Record<string, number>;
@@ -34,6 +34,8 @@ export interface Forwarded {
   roots: number[];
   /** CPU seconds the redirector has used so far (0 for direct). */
   cpuSeconds(): number;
+  /** The origin server's process. */
+  server: Background;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu
   let redirector: RunningSystem | null = null;
   try {
     const target = { host: topology.serverAddr, port: SERVICE_PORTS[service] };
-    if (ctx.system.kind === 'direct') return await fn({ endpoint: target, roots: [], cpuSeconds: () => 0 });
+    if (ctx.system.kind === 'direct') return await fn({ endpoint: target, roots: [], cpuSeconds: () => 0, server });
     redirector = await startSystem(ctx.system, {
       netns: topology.redirectorNs,
       tmpDir: ctx.tmpDir,
@@ -56,7 +58,7 @@ export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu
       nofile: NOFILE,
       bpfredir: { sndbuf: ctx.options.sndbuf, budget: ctx.options.budget },
     });
-    return await fn(redirector);
+    return await fn({ ...redirector, server });
   } finally {
     await redirector?.stop();
     await server.stop();
