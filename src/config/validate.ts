@@ -5,6 +5,7 @@
  */
 import { BpfredirError } from '../errors.js';
 import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
+import { MAX_RULE_ID } from '../rules/ids.js';
 import { formatPrefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
 import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
@@ -233,6 +234,9 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
       if (rule) rules.push(rule);
       if (rule) ruleLines.set(rule, node.line);
     });
+  }
+  if (rules.length > MAX_RULE_ID) {
+    problems.add(rulesEntry?.line, '', `rules: ${rules.length} rules, at most ${MAX_RULE_ID} fit the kernel's rule table; merge rules that share a target (destination takes a list)`);
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();

@@ -3,6 +3,8 @@
  * across reloads: a name keeps its id while it stays in the config. Id 0 is
  * reserved by the ABI for "no rule matched".
  */
+import { BpfredirError } from '../errors.js';
+
 export const MAX_RULE_ID = 65535; // BPFREDIR_MAX_RULES - 1
 
 export class RuleIds {
@@ -24,7 +26,7 @@ export class RuleIds {
         continue;
       }
       while (busy.has(next)) next++;
-      if (next > MAX_RULE_ID) throw new Error(`more than ${MAX_RULE_ID} rules; split the config across network namespaces`);
+      if (next > MAX_RULE_ID) throw new BpfredirError('ERR_BPFREDIR_CONFIG', `more than ${MAX_RULE_ID} rules; merge rules that share a target (destination takes a list)`);
       result.set(name, next);
       busy.add(next);
     }

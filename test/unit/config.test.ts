@@ -126,6 +126,14 @@ test('conflicts between rules', () => {
   ]);
 });
 
+test('more rules than the kernel rule table holds is a config error', () => {
+  const rules = Array.from({ length: 65536 }, (_, i) => ({ name: `r${i}`, destination: '127.0.0.2', ports: i + 1 > 65535 ? 'any' : i + 1, target: '127.0.0.1:9' }));
+  assert.throws(() => configFromObject({ rules }, 'gen'), {
+    code: 'ERR_BPFREDIR_CONFIG',
+    message: "gen: rules: 65536 rules, at most 65535 fit the kernel's rule table; merge rules that share a target (destination takes a list)",
+  });
+});
+
 test('all problems are reported at once, in file order', () => {
   const problems = problemsOf(['budget: lots', 'rules:', '  - name: web', '    ports: 70000', '    destination: 1.2.3.4/33', '    target: x'].join('\n'));
   assert.deepEqual(
