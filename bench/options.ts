@@ -24,6 +24,8 @@ export interface BenchOptions {
   skipSetup: boolean;
   /** Free text recorded with the results (e.g. what else ran on the machine). */
   note: string;
+  /** Only re-render latest.md/latest.svg from this results file; run nothing. */
+  report?: string;
 }
 
 const PRESETS: Record<BenchOptions['mode'], Omit<BenchOptions, 'systems' | 'workloads' | 'topologies' | 'sndbuf' | 'budget' | 'skipSetup' | 'note'>> = {
@@ -33,6 +35,7 @@ const PRESETS: Record<BenchOptions['mode'], Omit<BenchOptions, 'systems' | 'work
 
 export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems a,b] [--workloads x,y] [--topology loopback,router]
        [--rounds N] [--seconds S] [--max-minutes M] [--sndbuf 4MiB] [--budget 4MiB] [--skip-setup] [--note TEXT]
+       node dist/bench/run.js --report bench/results/<timestamp>.json
   --quick       1 round, 1 s tests, rule sizes 1 and 10k (default; ~5 min)
   --full        3 interleaved rounds, 3 s throughput tests, 30 s soak, rule sizes up to 100k (~20 min)
   --rounds/--seconds  override the preset (--seconds: throughput and conn/s tests)
@@ -40,7 +43,8 @@ export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems 
   --workloads   name prefixes: tcp-1,tcp-1-reverse,tcp-8,rtt-unpinned,rtt-pinned,connrate,soak,idle,rules
   --topology    loopback,router (both by default; router counts most)
   --sndbuf/--budget   passed to bpfredir forward
-  --note        free text stored with the results (what else ran on the machine)`;
+  --note        free text stored with the results (what else ran on the machine)
+  --report FILE re-render latest.md and latest.svg from a results JSON; runs nothing`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   let mode: BenchOptions['mode'] = 'quick';
@@ -91,6 +95,9 @@ export function parseOptions(argv: string[]): BenchOptions {
         break;
       case '--budget':
         overrides.budget = value();
+        break;
+      case '--report':
+        overrides.report = value();
         break;
       case '--note':
         overrides.note = value();

@@ -3,18 +3,16 @@
  * (round 1 of every system, then round 2 …) in namespaces it creates and always removes, then
  * writes bench/results/<timestamp>.json, latest.md and latest.svg.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanupAll, onCleanup } from './cleanup.js';
 import { BenchOptions, parseOptions } from './options.js';
 import { RESULTS_DIR } from './paths.js';
-import { renderMarkdown } from './report-md.js';
-import { renderSvg } from './report-svg.js';
+import { ResultsDocument, resultsFileName, writeReports } from './report.js';
 import { ensurePackages } from './setup.js';
-import { RunRecord, summarize } from './summary.js';
+import type { RunRecord } from './summary.js';
 import { SYSTEMS, SystemDef } from './systems.js';
-import { checkTargets } from './targets.js';
 import { Topology, createTopology } from './topology.js';
 import { allWorkloads } from './workloads/all.js';
 import type { Metrics, Workload } from './workloads/workload.js';
@@ -68,50 +66,56 @@ function planSeconds(options: BenchOptions, systems: SystemDef[], workloads: Wor
   return total;
 }
 
-function writeResults(stamp: string, document: object): string {
+/** Write via a temp file and rename, so a crash never leaves half a JSON file. */
+function writeResults(document: ResultsDocument): string {
   mkdirSync(RESULTS_DIR, { recursive: true });
-  const file = join(RESULTS_DIR, `${stamp}.json`);
+  const file = join(RESULTS_DIR, resultsFileName(document.meta.startedAt));
   writeFileSync(`${file}.tmp`, `${JSON.stringify(document, null, 1)}\n`);
-  rmSync(file, { force: true });
-  writeFileSync(file, `${JSON.stringify(document, null, 1)}\n`);
-  rmSync(`${file}.tmp`, { force: true });
+  renameSync(`${file}.tmp`, file);
   return file;
 }
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  if (options.report) {
+    const doc = JSON.parse(readFileSync(options.report, 'utf8')) as ResultsDocument;
+    writeReports(doc);
+    process.stderr.write(`bench: wrote ${join(RESULTS_DIR, 'latest.md')} and latest.svg from ${options.report}\n`);
+    return;
+  }
   if (!options.skipSetup) ensurePackages();
   const skipped: Record<string, string> = {};
   const systems = selectSystems(options, skipped);
   const workloads = selectWorkloads(options);
   for (const [name, why] of Object.entries(skipped)) process.stderr.write(`bench: skipping ${name}: ${why}\n`);
 
-  const startedAt = new Date();
-  const stamp = startedAt.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
+  const startedAt = new Date().toISOString();
   const deadline = performance.now() + options.maxMinutes * 60_000;
   const tmpDir = mkdtempSync(join(tmpdir(), 'bfrbench-'));
   onCleanup(`temp dir ${tmpDir}`, () => rmSync(tmpDir, { recursive: true, force: true }));
-  const loadBefore = loadavg()[0];
+  const loadAverageAtStart = loadavg()[0];
 
   const plannedSeconds = planSeconds(options, systems, workloads);
   process.stderr.write(`bench: ${options.mode} mode, ${options.rounds} round(s), about ${Math.ceil(plannedSeconds / 60)} min (stops starting tests after ${options.maxMinutes} min)\n`);
   const topologies: Topology[] = options.topologies.map(createTopology);
   const runs: RunRecord[] = [];
   const errors: string[] = [];
-  const document = () => ({
+  const document = (): ResultsDocument => ({
     meta: {
-      startedAt: startedAt.toISOString(),
+      startedAt,
       finishedAt: new Date().toISOString(),
       host: hostname(),
       kernel: release(),
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model,
-      loadAverageAtStart: loadBefore,
+      loadAverageAtStart,
       loadAverageAtEnd: loadavg()[0],
       options,
       skipped,
+      systems: systems.map((s) => s.name),
     },
     runs,
+    errors,
   });
 
   let stoppedEarly = false;
@@ -141,27 +145,14 @@ async function main(): Promise<void> {
         }
       }
     }
-    writeResults(stamp, document()); // partial results survive a later crash
+    writeResults(document()); // partial results survive a later crash
   }
   if (stoppedEarly) errors.push(`stopped after ${options.maxMinutes} min (--max-minutes); later tests were not run`);
   cleanupAll();
 
-  const figures = summarize(runs);
-  const checks = checkTargets(figures);
-  const jsonFile = writeResults(stamp, { ...document(), figures, targets: checks, errors });
-  const notes = [
-    `Run ${startedAt.toISOString()} on ${hostname()}: kernel ${release()}, ${cpus().length} CPUs (${cpus()[0]?.model ?? 'unknown'}), ${options.mode} mode, ${options.rounds} interleaved round(s) of ${options.seconds} s tests.`,
-    `Load average (1 min) at start ${loadBefore.toFixed(2)}, at end ${loadavg()[0].toFixed(2)}: anything else running on the machine makes these figures noisy.`,
-    `bpfredir forward --sndbuf ${options.sndbuf} --budget ${options.budget}. Raw runs: [${stamp}.json](${stamp}.json).`,
-    ...(options.note ? [options.note] : []),
-  ];
-  const systemNames = systems.map((s) => s.name);
-  const topologyNames = options.topologies;
-  writeFileSync(
-    join(RESULTS_DIR, 'latest.md'),
-    renderMarkdown(figures, checks, { title: 'bpfredir benchmark: latest results', notes, systems: systemNames, topologies: topologyNames, skipped, errors }),
-  );
-  writeFileSync(join(RESULTS_DIR, 'latest.svg'), renderSvg(figures, topologyNames, systemNames, `bpfredir benchmark ${startedAt.toISOString()} — median, whisker = min–max`));
+  const final = writeReports(document());
+  const jsonFile = writeResults(final);
+  const checks = final.targets ?? [];
   const met = checks.filter((c) => c.verdict === 'met').length;
   const missed = checks.filter((c) => c.verdict === 'missed').length;
   process.stderr.write(
