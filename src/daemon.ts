@@ -94,6 +94,9 @@ function explainListenFailure(err: unknown, rule: Rule, address: string): Bpfred
   if (code === 'EADDRNOTAVAIL') {
     return new BpfredirError('ERR_BPFREDIR_CONFIG', `${where} is not an address of this host; use one of its addresses, or destination: to steer`, { cause: err });
   }
+  if (code === 'EMFILE' || code === 'ENFILE') {
+    return new BpfredirError('ERR_BPFREDIR_RUNTIME', `${where}: out of file descriptors (every rule has its own listening socket); raise ulimit -n or merge rules that share a target`, { cause: err });
+  }
   return explainStartFailure(err, `rule '${rule.name}': listen on ${address}`);
 }
 

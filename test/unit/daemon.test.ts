@@ -87,3 +87,11 @@ test('ports below 1024 without privileges exit as a privilege problem', async ()
     message: "test: rule 'http': 127.0.0.1:80: ports below 1024 need root or CAP_NET_BIND_SERVICE",
   });
 });
+
+test('running out of file descriptors says which limit to raise', async () => {
+  const { native } = fakeNative({ listenErrors: new Map([[8080, 'EMFILE']]) });
+  await assert.rejects(startDaemon(listenOnly, { ...opts, native }), {
+    code: 'ERR_BPFREDIR_RUNTIME',
+    message: "test: rule 'web': 127.0.0.1:8080: out of file descriptors (every rule has its own listening socket); raise ulimit -n or merge rules that share a target",
+  });
+});
