@@ -265,6 +265,13 @@ int splice_verdict(struct __sk_buff *skb)
 		return SK_DROP;
 
 	st = stats_of(c->rule_id);
+	/* Counted whichever way the bytes go on (kernel or, paused, user space). */
+	if (st) {
+		if (c->side == CONN_SIDE_CLIENT)
+			st->bytes_to_upstream += len;
+		else
+			st->bytes_to_client += len;
+	}
 	c->last_active_ns = bpf_ktime_get_ns();
 	if (c->budget) {
 		user = relayed_by_user(cookie);
@@ -291,12 +298,6 @@ int splice_verdict(struct __sk_buff *skb)
 		return SK_PASS;
 	}
 	c->redirected += len;
-	if (st) {
-		if (c->side == CONN_SIDE_CLIENT)
-			st->bytes_to_upstream += len;
-		else
-			st->bytes_to_client += len;
-	}
 	if (c->budget && in_flight(c, user) > c->budget) {
 		c->flags |= CONN_F_PAUSED;
 		if (st)

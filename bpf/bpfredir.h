@@ -59,8 +59,8 @@ struct rule_stats {
 	__u64 lookups;           /* sk_lookup runs that matched this rule (rule 0: no match) */
 	__u64 steered;           /* connections handed to the rule's socket */
 	__u64 dropped_no_socket; /* matched but the rule has no socket: failed closed */
-	__u64 bytes_to_upstream; /* spliced client → upstream */
-	__u64 bytes_to_client;   /* spliced upstream → client */
+	__u64 bytes_to_upstream; /* spliced client → upstream (kernel and paused relay) */
+	__u64 bytes_to_client;   /* spliced upstream → client (kernel and paused relay) */
 	__u64 redirect_failed;   /* verdict could not redirect; bytes left to user space */
 	__u64 paused;            /* times a direction hit its in-flight budget */
 	__u64 reserved;

@@ -56,3 +56,23 @@ export function memAvailableBytes(): number {
   const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return Number(m![1]) * 1024;
 }
+
+/** Per-socket TCP byte counters (`ss -tni`) inside a netns, keyed "local peer". */
+export function tcpByteCounters(ns: { run(cmd: string, args: string[]): string }): Map<string, { acked: number; received: number }> {
+  const out = ns.run('ss', ['-tniH', 'state', 'established']);
+  const sockets = new Map<string, { acked: number; received: number }>();
+  let current: string | undefined;
+  for (const line of out.split('\n')) {
+    if (line && !/^\s/.test(line)) {
+      const fields = line.trim().split(/\s+/); // [state] recv-q send-q local peer
+      current = `${fields.at(-2)} ${fields.at(-1)}`;
+      continue;
+    }
+    if (!current) continue;
+    const acked = /bytes_acked:(\d+)/.exec(line);
+    const received = /bytes_received:(\d+)/.exec(line);
+    sockets.set(current, { acked: Number(acked?.[1] ?? 0), received: Number(received?.[1] ?? 0) });
+    current = undefined;
+  }
+  return sockets;
+}
