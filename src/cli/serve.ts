@@ -6,10 +6,14 @@ import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { createLogger } from '../log.js';
 import type { ServeArgs } from './common-options.js';
 
+/** The start line stays one readable line even with thousands of rules. */
+const SHOWN_LISTENERS = 4;
+
 export function startupLine(daemon: Daemon): string {
   const count = daemon.config.rules.length;
   const steering = daemon.decision.steering ? ` (sk_lookup on netns ${daemon.netnsInode})` : '';
-  const listening = daemon.listeners.map((l) => (l.steering ? `${l.rule} via ${l.address}` : l.address)).join(', ');
+  const all = daemon.listeners.map((l) => (l.steering ? `${l.rule} via ${l.address}` : l.address));
+  const listening = all.slice(0, SHOWN_LISTENERS).join(', ') + (all.length > SHOWN_LISTENERS ? `, … (${all.length - SHOWN_LISTENERS} more)` : '');
   return `bpfredir: ${count} rule${count === 1 ? '' : 's'}, datapath ${daemon.decision.relay}${steering}, listening ${listening}`;
 }
 

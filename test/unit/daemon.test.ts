@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { configFromObject } from '../../src/config/load.js';
 import { readRuleStats, startDaemon } from '../../src/daemon.js';
 import { fakeNative } from './fake-native.js';
+import { startupLine } from '../../src/cli/serve.js';
 
 const config = configFromObject(
   {
@@ -94,4 +95,18 @@ test('running out of file descriptors says which limit to raise', async () => {
     code: 'ERR_BPFREDIR_RUNTIME',
     message: "test: rule 'web': 127.0.0.1:8080: out of file descriptors (every rule has its own listening socket); raise ulimit -n or merge rules that share a target",
   });
+});
+
+test('the start line names the datapath and the listeners, briefly', async () => {
+  const many = configFromObject(
+    { rules: Array.from({ length: 6 }, (_, i) => ({ name: `r${i}`, destination: `127.0.0.${i + 2}`, ports: 80, target: '127.0.0.1:9' })) },
+    'test',
+  );
+  const { native } = fakeNative();
+  const daemon = await startDaemon(many, { ...opts, native });
+  assert.equal(
+    startupLine(daemon),
+    'bpfredir: 6 rules, datapath splice (sk_lookup on netns 4026531840), listening r0 via [::]:40001, r1 via [::]:40002, r2 via [::]:40003, r3 via [::]:40004, … (2 more)',
+  );
+  await daemon.stop();
 });
