@@ -18,7 +18,7 @@ export interface MapEntry {
 
 export interface ParsedTree {
   tree: TreeNode | null;
-  /** "line N: message" for each YAML syntax error. */
+  /** Each YAML syntax error with its line (1-based) when known. */
   syntaxErrors: { line?: number; message: string }[];
 }
 
@@ -32,11 +32,15 @@ export function parseYamlTree(text: string): ParsedTree {
   const convert = (node: unknown): TreeNode => {
     const line = lineOf((node as YamlNode | null)?.range?.[0]);
     if (isMap(node)) {
-      const entries = node.items.map((pair) => ({
-        key: String(isScalar(pair.key) ? pair.key.value : pair.key),
-        line: lineOf((pair.key as YamlNode | null)?.range?.[0]),
-        value: pair.value === null ? { kind: 'scalar' as const, line, value: null } : convert(pair.value),
-      }));
+      const entries = node.items.map((pair) => {
+        const keyLine = lineOf((pair.key as YamlNode | null)?.range?.[0]);
+        return {
+          key: String(isScalar(pair.key) ? pair.key.value : pair.key),
+          line: keyLine,
+          // "key:" with nothing after it has no value node: it is a null on the key's line.
+          value: pair.value === null ? { kind: 'scalar' as const, line: keyLine, value: null } : convert(pair.value),
+        };
+      });
       return { kind: 'map', line, entries };
     }
     if (isSeq(node)) return { kind: 'seq', line, items: node.items.map(convert) };
