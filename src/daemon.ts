@@ -2,8 +2,9 @@
  * The programmatic API: startDaemon(config) → Daemon, stop() undoes all of it.
  *
  * Start order (each step undone in reverse if a later one fails):
- * load the BPF object → attach sk_lookup and pin its link as this netns's lock
- * (harmless while the bindings are empty: no match falls through) → attach the
+ * take this netns's lock (steering only) → load the BPF object → attach
+ * sk_lookup and pin its link (harmless while the bindings are empty: no match
+ * falls through; a leftover pin also refuses the start) → attach the
  * splice verdict → engine → one listener per rule (steering rules' sockets go
  * into steer_sockets) → bindings and settings (steering becomes live last,
  * when every rule already has its socket).
@@ -27,6 +28,7 @@ import {
 } from './native/index.js';
 import { compileBindings } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
+import { lockNetns } from './netns-lock.js';
 import { Steering } from './steering.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
@@ -39,6 +41,8 @@ export interface DaemonOptions {
   datapath?: DatapathChoice;
   objectPath?: string;
   bpffsRoot?: string;
+  /** Name of the per-netns lock (tests use their own). */
+  lockName?: string;
   native?: RawBinding;
 }
 
@@ -168,10 +172,7 @@ class UndoStack {
   }
 }
 
-/**
- * Attach sk_lookup to this netns and pin the link: the pin is the lock that
- * keeps a second bpfredir out of the namespace. Returns the pin path.
- */
+/** Attach sk_lookup to this netns and pin the link for inspection. Returns the pin path. */
 function attachSteering(args: { native: RawBinding; object: RawBpfObject; root: string; netnsInode: bigint; undo: UndoStack }): string {
   const { native, object, root, undo } = args;
   const dir = `bpfredir/${args.netnsInode}`;
@@ -239,6 +240,10 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const listeners: DaemonListener[] = [];
 
   try {
+    if (decision.steering) {
+      const lock = await lockNetns(options.lockName);
+      undo.push('release the netns lock', () => lock.release());
+    }
     let object: RawBpfObject | undefined;
     if (decision.steering || decision.relay === 'splice') {
       const path = options.objectPath ?? DEFAULT_OBJECT_PATH;

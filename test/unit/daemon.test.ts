@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { configFromObject } from '../../src/config/load.js';
 import { readRuleStats, startDaemon } from '../../src/daemon.js';
 import { fakeNative } from './fake-native.js';
@@ -16,7 +17,7 @@ const config = configFromObject(
 );
 const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test');
 const PIN = '/nonexistent-bpffs/bpfredir/4026531840/steer';
-const opts = { bpffsRoot: '/nonexistent-bpffs', objectPath: '/x/bpfredir.bpf.o' };
+const opts = { bpffsRoot: '/nonexistent-bpffs', objectPath: '/x/bpfredir.bpf.o', lockName: `bpfredir-test/${randomBytes(6).toString('hex')}` };
 
 test('start: lock first, sockets before bindings; stop undoes it in reverse', async () => {
   const { native, calls } = fakeNative();
@@ -61,7 +62,16 @@ test('the user-space relay without steering loads no BPF at all', async () => {
   await daemon.stop();
 });
 
-test('a second instance in the netns is refused and leaves nothing behind', async () => {
+test('a second instance in the netns is refused before it loads anything', async () => {
+  const { native } = fakeNative();
+  const first = await startDaemon(config, { ...opts, native });
+  const second = fakeNative();
+  await assert.rejects(startDaemon(config, { ...opts, native: second.native }), { code: 'ERR_BPFREDIR_ALREADY_RUNNING' });
+  assert.deepEqual(second.calls, []);
+  await first.stop();
+});
+
+test('a leftover pin refuses the start and leaves nothing behind', async () => {
   const { native, calls } = fakeNative({ pinError: 'EEXIST' });
   await assert.rejects(startDaemon(config, { ...opts, native }), {
     code: 'ERR_BPFREDIR_ALREADY_RUNNING',
