@@ -78,15 +78,14 @@ test('reload: unchanged entries are left alone, changed rewritten, stale removed
   assert.equal([...maps.get(1)!.values()][0]!.length, BIND_VALUE_SIZE);
 });
 
-test('100k rules compile and diff quickly (kernel time measured separately)', () => {
+test('100k rules go to the kernel in one batch call', () => {
   const { ops, fds } = fakeMaps();
+  const batches: number[] = [];
+  const counting: MapOps = { ...ops, mapUpdateMany: (fd, keys, values, keySize, valueSize) => (batches.push(keys.length / keySize), ops.mapUpdateMany(fd, keys, values, keySize, valueSize)) };
   const rules = Array.from({ length: 100_000 }, (_, i) => rule(`r${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 8000, 8000));
   const ids = new Map(rules.map((r, i) => [r.name, i + 1]));
-  const started = performance.now();
-  const compiled = compileBindings(rules, ids);
-  assert.equal(new Steering(ops, fds).apply(compiled).added, 100_000);
-  const ms = performance.now() - started;
-  assert.ok(ms < 2000, `compile + diff took ${ms.toFixed(0)} ms`);
+  assert.equal(new Steering(counting, fds).apply(compileBindings(rules, ids)).added, 100_000);
+  assert.deepEqual(batches, [100_000]);
 });
 
 test('a new instance diffs against what the kernel map already holds', () => {
