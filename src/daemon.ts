@@ -15,11 +15,11 @@ import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleSt
 import type { Config, DatapathChoice, Rule } from './config/types.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { BpfredirError, errnoCode, errorMessage } from './errors.js';
+import { logEngineEvent } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
   loadNative,
   type Datapath,
-  type EngineEvent,
   type EngineStats,
   type ListenerHandle,
   type RawBinding,
@@ -29,6 +29,7 @@ import {
 import { compileBindings } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
 import { lockNetns } from './netns-lock.js';
+import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { Steering } from './steering.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
@@ -74,74 +75,6 @@ interface Internals {
 const internals = new WeakMap<Daemon, Internals>();
 
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
-
-/** Turn what the addon throws into one line that says how to fix it. */
-function explainStartFailure(err: unknown, step: string): BpfredirError {
-  if (err instanceof BpfredirError) return err;
-  const code = errnoCode(err);
-  const detail = `${step}: ${errorMessage(err).split('\n')[0]}`;
-  if (code === 'EPERM' || code === 'EACCES') {
-    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${detail}; run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for bpffs)`, { cause: err });
-  }
-  return new BpfredirError('ERR_BPFREDIR_RUNTIME', detail, { cause: err });
-}
-
-function explainListenFailure(err: unknown, rule: Rule, address: string): BpfredirError {
-  const code = errnoCode(err);
-  const where = `${rule.source}: rule '${rule.name}': ${address}`;
-  if (code === 'EADDRINUSE') {
-    return new BpfredirError('ERR_BPFREDIR_PORT_IN_USE', `${where} is already in use; stop what listens there (ss -ltnp) or pick another port`, { cause: err });
-  }
-  if (code === 'EACCES') {
-    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE`, { cause: err });
-  }
-  if (code === 'EADDRNOTAVAIL') {
-    return new BpfredirError('ERR_BPFREDIR_CONFIG', `${where} is not an address of this host; use one of its addresses, or destination: to steer`, { cause: err });
-  }
-  if (code === 'EMFILE' || code === 'ENFILE') {
-    return new BpfredirError('ERR_BPFREDIR_RUNTIME', `${where}: out of file descriptors (every rule has its own listening socket); raise ulimit -n or merge rules that share a target`, { cause: err });
-  }
-  return explainStartFailure(err, `rule '${rule.name}': listen on ${address}`);
-}
-
-async function loadObject(native: RawBinding, path: string): Promise<RawBpfObject> {
-  try {
-    return await native.loadObject(path);
-  } catch (err) {
-    const code = errnoCode(err);
-    if (code === 'ENOENT') throw new BpfredirError('ERR_BPFREDIR_RUNTIME', `BPF object ${path} not found; run make`, { cause: err });
-    if (code === 'EPERM' || code === 'EACCES') throw explainStartFailure(err, `loading ${path}`);
-    throw new BpfredirError('ERR_BPFREDIR_KERNEL', `the kernel refused ${path}: ${errorMessage(err).split('\n')[0]}`, { cause: err });
-  }
-}
-
-function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyMap<number, string>): void {
-  const fields = {
-    rule: ruleNames.get(event.ruleId) ?? event.ruleId,
-    conn: event.connId,
-    client: event.client,
-    dst: event.originalDst,
-    upstream: event.upstream,
-  };
-  switch (event.type) {
-    case 'connected':
-      return logger.info('connected', { ...fields, datapath: event.datapath });
-    case 'connect_failed':
-      return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
-    case 'closed':
-      return logger.info('closed', {
-        ...fields,
-        reason: event.reason,
-        bytes_to_upstream: event.bytesToUpstream,
-        bytes_to_client: event.bytesToClient,
-        duration_ms: event.durationMs === undefined ? undefined : Math.round(event.durationMs * 10) / 10,
-      });
-    case 'fallback':
-      return logger.info('fallback', { ...fields, reason: event.reason });
-    case 'error':
-      return logger.error('engine_error', { ...fields, code: event.code, message: event.message });
-  }
-}
 
 /** Our per-netns pin directory; another instance's pin keeps it (ENOTEMPTY). */
 function removeDirIfEmpty(path: string): void {

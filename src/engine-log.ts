@@ -1,0 +1,31 @@
+/** One log line per engine event (connected, connect_failed, closed, fallback, error). */
+import type { Logger } from './log.js';
+import type { EngineEvent } from './native/index.js';
+
+export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyMap<number, string>): void {
+  const fields = {
+    rule: ruleNames.get(event.ruleId) ?? event.ruleId,
+    conn: event.connId,
+    client: event.client,
+    dst: event.originalDst,
+    upstream: event.upstream,
+  };
+  switch (event.type) {
+    case 'connected':
+      return logger.info('connected', { ...fields, datapath: event.datapath });
+    case 'connect_failed':
+      return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
+    case 'closed':
+      return logger.info('closed', {
+        ...fields,
+        reason: event.reason,
+        bytes_to_upstream: event.bytesToUpstream,
+        bytes_to_client: event.bytesToClient,
+        duration_ms: event.durationMs === undefined ? undefined : Math.round(event.durationMs * 10) / 10,
+      });
+    case 'fallback':
+      return logger.info('fallback', { ...fields, reason: event.reason });
+    case 'error':
+      return logger.error('engine_error', { ...fields, code: event.code, message: event.message });
+  }
+}
