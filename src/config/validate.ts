@@ -231,8 +231,9 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   } else {
     rulesEntry.value.items.forEach((node, i) => {
       const rule = validateRule(node, i, defaults, problems);
-      if (rule) rules.push(rule);
-      if (rule) ruleLines.set(rule, node.line);
+      if (!rule) return;
+      rules.push(rule);
+      ruleLines.set(rule, node.line);
     });
   }
   if (rules.length > MAX_RULE_ID) {
