@@ -22,7 +22,6 @@ export interface NsCommand {
   cpu?: number;
   /** Set RLIMIT_NOFILE (prlimit) for many-connection tests; at most hardNofileLimit(). */
   nofile?: number;
-  env?: NodeJS.ProcessEnv;
   /** cgroup v2 directory the process joins before it starts (so all its children count). */
   cgroup?: string;
 }
@@ -54,7 +53,7 @@ const HEAD_KEEP = 65536;
 
 export function startBackground(label: string, c: NsCommand): Background {
   const [file, ...args] = wrapped(c);
-  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+  const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let head = '';
   const keep = (chunk: Buffer) => {
@@ -112,15 +111,13 @@ export interface RunResult {
   stdout: string;
   stderr: string;
   timedOut: boolean;
-  ms: number;
 }
 
 /** Run to completion; killed (whole group) after timeoutMs. */
 export function runInNetns(c: NsCommand, timeoutMs: number): Promise<RunResult> {
-  const started = performance.now();
   return new Promise((resolve) => {
     const [file, ...args] = wrapped(c);
-    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: c.env ?? process.env });
+    const child = spawn(file, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     let timedOut = false;
@@ -141,7 +138,7 @@ export function runInNetns(c: NsCommand, timeoutMs: number): Promise<RunResult> 
     const finish = (code: number | null) => {
       clearTimeout(timer);
       forget();
-      resolve({ code, stdout, stderr, timedOut, ms: performance.now() - started });
+      resolve({ code, stdout, stderr, timedOut });
     };
     child.on('error', (err) => {
       stderr += err.message;

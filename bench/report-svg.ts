@@ -9,15 +9,17 @@ interface Panel {
   workload: string;
   metric: string;
   decimals: number;
+  /** The figure is relative to direct, so direct's row is the zero line. */
+  overDirect?: boolean;
 }
 
 const PANELS: Panel[] = [
   { title: 'single stream, Gbit/s (higher is better)', workload: 'tcp-1', metric: 'gbps', decimals: 1 },
   { title: 'single stream reverse, Gbit/s', workload: 'tcp-1-reverse', metric: 'gbps', decimals: 1 },
   { title: '8 streams, Gbit/s', workload: 'tcp-8', metric: 'gbps', decimals: 1 },
-  { title: 'round trip added, pinned, µs (lower is better)', workload: 'rtt-pinned', metric: 'rttAddedUs', decimals: 1 },
+  { title: 'round trip added, pinned, µs (lower is better)', workload: 'rtt-pinned', metric: 'rttAddedUs', decimals: 1, overDirect: true },
   { title: 'new connections/s (higher is better)', workload: 'connrate', metric: 'connPerSec', decimals: 0 },
-  { title: 'machine CPU-s per GB over direct (lower is better)', workload: 'tcp-1', metric: 'machineCpuOverDirect', decimals: 2 },
+  { title: 'machine CPU-s per GB over direct (lower is better)', workload: 'tcp-1', metric: 'machineCpuOverDirect', decimals: 2, overDirect: true },
 ];
 
 const PANEL_WIDTH = 440;
@@ -25,6 +27,8 @@ const LABEL_WIDTH = 130;
 const VALUE_SPACE = 60;
 const ROW = 16;
 const PANEL_GAP = 34;
+
+const LEGEND = 'dark orange: bpfredir in-kernel splice · light orange: bpfredir user-space relay · grey: direct · blue: peer tools';
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -44,7 +48,8 @@ function panel(figures: Figure[], topology: string, systems: string[], p: Panel,
     const mid = top + ROW / 2;
     parts.push(`<text x="${x + LABEL_WIDTH - 6}" y="${mid + 4}" class="label">${escape(system)}</text>`);
     if (!f) {
-      parts.push(`<text x="${x + LABEL_WIDTH + 4}" y="${mid + 4}" class="missing">not measured</text>`);
+      const note = p.overDirect && system === 'direct' ? 'baseline' : 'not measured';
+      parts.push(`<text x="${x + LABEL_WIDTH + 4}" y="${mid + 4}" class="missing">${note}</text>`);
       return;
     }
     const x0 = x + LABEL_WIDTH;
@@ -59,8 +64,8 @@ function panel(figures: Figure[], topology: string, systems: string[], p: Panel,
 export function renderSvg(figures: Figure[], topologies: string[], systems: string[], caption: string): string {
   const panelHeight = 8 + systems.length * ROW + PANEL_GAP;
   const width = topologies.length * (PANEL_WIDTH + 20) + 20;
-  const height = 40 + PANELS.length * panelHeight;
-  const body = PANELS.flatMap((p, row) => topologies.map((t, col) => panel(figures, t, systems, p, 20 + col * (PANEL_WIDTH + 20), 56 + row * panelHeight)));
+  const height = 56 + PANELS.length * panelHeight;
+  const body = PANELS.flatMap((p, row) => topologies.map((t, col) => panel(figures, t, systems, p, 20 + col * (PANEL_WIDTH + 20), 72 + row * panelHeight)));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
 <style>
   .title { font-size: 12px; font-weight: bold; fill: #222; }
@@ -72,6 +77,7 @@ export function renderSvg(figures: Figure[], topologies: string[], systems: stri
 </style>
 <rect width="100%" height="100%" fill="white"/>
 <text x="20" y="22" class="caption">${escape(caption)}</text>
+<text x="20" y="38" class="caption">${escape(LEGEND)}</text>
 ${body.join('\n')}
 </svg>
 `;

@@ -24,7 +24,7 @@ export const idle: Workload = {
   name: 'idle-10k',
   once: true,
   appliesTo: (system) => system.kind !== 'direct' && !FORKING.includes(system.name),
-  seconds: () => 15,
+  seconds: () => 8,
   run: (ctx) =>
     withForward(ctx, 'hold', undefined, async ({ endpoint, roots, server }): Promise<Metrics> => {
       const wanted = ctx.options.idleConnections;

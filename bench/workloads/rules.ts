@@ -48,7 +48,7 @@ export function rules(count: number): Workload {
     name: `rules-${label(count)}`,
     once: true,
     appliesTo: (system) => system.name === 'bpfredir-splice',
-    seconds: () => 10 + count / 10_000,
+    seconds: () => 3 + count / 2000, // start-up grows with the rule count
     async run(ctx) {
       const { topology } = ctx;
       const server = await startServer('hold', { netns: topology.serverNs, addr: topology.serverAddr, tmpDir: ctx.tmpDir, nofile: NOFILE });
