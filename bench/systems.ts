@@ -202,12 +202,16 @@ export async function startSystem(system: SystemDef, ctx: StartContext): Promise
     await waitListening(ctx.netns, ctx.listen.port, proc);
   } catch (err) {
     await proc.stop();
+    group?.remove();
     throw err;
   }
   return {
     endpoint: ctx.listen,
     roots: [proc.pid],
     cpuSeconds: group ? group.cpuSeconds : () => treeCpuSeconds([proc.pid]),
-    stop: () => proc.stop(),
+    async stop() {
+      await proc.stop();
+      group?.remove();
+    },
   };
 }
