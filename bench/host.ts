@@ -50,17 +50,11 @@ export function startMemorySampler(intervalMs = 200): { stop(): MemorySample[] }
   };
 }
 
-/** Peak values, and growth: mean drop over the last quarter minus over the second quarter. */
-export function summarizeMemory(samples: MemorySample[]): { memDropMaxMB: number; tcpMemMaxMB: number; memGrowthMB: number } {
+/** Machine-wide peaks during the run (context only: anything else running moves them). */
+export function summarizeMemory(samples: MemorySample[]): { memDropMaxMB: number; tcpMemMaxMB: number } {
   const MB = 1e6;
-  const quarter = (q: number) => {
-    const n = samples.length;
-    const part = samples.slice(Math.floor((n * q) / 4), Math.max(Math.floor((n * (q + 1)) / 4), Math.floor((n * q) / 4) + 1));
-    return part.reduce((s, x) => s + x.memDrop, 0) / part.length;
-  };
   return {
     memDropMaxMB: Math.max(0, ...samples.map((s) => s.memDrop)) / MB,
     tcpMemMaxMB: Math.max(0, ...samples.map((s) => s.tcpMem)) / MB,
-    memGrowthMB: samples.length >= 8 ? (quarter(3) - quarter(1)) / MB : 0,
   };
 }

@@ -31,7 +31,7 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
     out.push(`## ${topology}`, '', 'Median of the rounds (min–max). Throughput is receiver-side.', '');
     out.push(
       table(
-        ['system', '1-stream Gbit/s', 'reverse Gbit/s', '8-stream Gbit/s', 'RTT pinned µs', 'added pinned µs', 'unpinned p50 / p99 µs', 'conn/s', 'machine CPU-s/GB over direct', 'redirector CPU-s/GB', 'MemAvailable drop MB'],
+        ['system', '1-stream Gbit/s', 'reverse Gbit/s', '8-stream Gbit/s', 'RTT pinned µs', 'added pinned µs', 'unpinned p50 / p99 µs', 'conn/s', 'machine CPU-s/GB over direct', 'redirector CPU-s/GB', '1-stream in flight peak MB'],
         meta.systems.map((s) => [
           s,
           cell(get(s, 'tcp-1', 'gbps'), 2),
@@ -43,7 +43,7 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
           cell(get(s, 'connrate', 'connPerSec'), 0),
           s === 'direct' ? `(${cell(get(s, 'tcp-1', 'machineCpuSecPerGB'), 2)} total)` : cell(get(s, 'tcp-1', 'machineCpuOverDirect'), 2),
           cell(get(s, 'tcp-1', 'procCpuSecPerGB'), 3),
-          cell(get(s, 'tcp-1', 'memDropMaxMB'), 0),
+          cell(get(s, 'tcp-1', 'inFlightPeakMB'), 1),
         ]),
       ),
       '',
@@ -96,13 +96,13 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
       }),
     ), '');
   }
-  const soak = figures.filter((f) => f.workload === 'soak' && f.metric === 'memGrowthMB');
+  const soak = figures.filter((f) => f.workload === 'soak' && f.metric === 'gbps');
   if (soak.length) {
-    out.push('## In-flight memory over one long stream (bpfredir-splice)', '', table(
-      ['topology', 'Gbit/s', 'MemAvailable drop peak MB', 'growth MB (last vs second quarter)', 'sent − received MB', 'TCP mem peak MB'],
+    out.push('## Bytes in flight over one long stream (bpfredir-splice)', '', 'Sent − received every 0.5 s; growth = mean of the last quarter minus mean of the second quarter.', '', table(
+      ['topology', 'Gbit/s', 'in flight peak MB', 'in flight growth MB', 'never delivered MB', 'MemAvailable drop peak MB', 'TCP mem peak MB'],
       soak.map((f) => {
         const m = (metric: string) => lookup(figures, f.topology, 'soak', f.system, metric);
-        return [f.topology, cell(m('gbps'), 2), cell(m('memDropMaxMB'), 0), cell(f, 0), cell(m('notDeliveredMB'), 1), cell(m('tcpMemMaxMB'), 0)];
+        return [f.topology, cell(f, 2), cell(m('inFlightPeakMB'), 1), cell(m('inFlightGrowthMB'), 1), cell(m('notDeliveredMB'), 1), cell(m('memDropMaxMB'), 0), cell(m('tcpMemMaxMB'), 0)];
       }),
     ), '');
   }

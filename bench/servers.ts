@@ -24,7 +24,9 @@ function serverArgv(service: Service, o: ServerOptions): string[] {
   switch (service) {
     case 'iperf3':
       // -1: serve one test and exit, so a test stuck behind a broken redirector cannot block the next one.
-      return ['iperf3', '-s', '-1', '-B', o.addr, '-p', port];
+      // -J -i 0.5: the client fetches the server's per-interval JSON (--get-server-output); the
+      // interval must match the client's (workloads/throughput.ts).
+      return ['iperf3', '-s', '-1', '-J', '-i', '0.5', '-B', o.addr, '-p', port];
     case 'sockperf':
       return ['sockperf', 'server', '--tcp', '-i', o.addr, '-p', port];
     case 'http':

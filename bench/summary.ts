@@ -38,6 +38,17 @@ export function median(values: number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/** Mean of the last quarter minus mean of the second quarter: does a series keep growing? */
+export function quarterGrowth(values: number[]): number {
+  const n = values.length;
+  if (n < 8) return NaN;
+  const mean = (q: number) => {
+    const part = values.slice(Math.floor((n * q) / 4), Math.floor((n * (q + 1)) / 4));
+    return part.reduce((a, b) => a + b, 0) / part.length;
+  };
+  return mean(3) - mean(1);
+}
+
 /**
  * Figures relative to direct: for CPU per GB the extra over direct's median
  * (machineCpuOverDirect), for round-trip time the added microseconds (rttAddedUs).
