@@ -17,11 +17,13 @@ enum class ConnState { kConnecting, kSpliced, kRelayed };
 // One direction of a spliced connection: the bytes of fd[src] go to fd[Other(src)].
 struct SplicedDirection {
   bool eof = false;     // src sent FIN (EPOLLRDHUP)
-  bool paused = false;  // src taken out of splice_active by the in-flight budget
-  bool shut = false;    // dst's write side shut: this direction is finished
-  // A paused src that then got FIN cannot rejoin splice_active (only
-  // ESTABLISHED sockets may): its last bytes are copied in user space.
-  std::unique_ptr<Pump> tail;
+  bool paused = false;  // the verdict passes src's bytes to user space (budget hit)
+  // src never made it into splice_active (set-up race): user space relays all of it.
+  bool outside_kernel = false;
+  bool published = false;     // an entry in the `relayed` map exists
+  bool shut = false;          // dst's write side shut: this direction is finished
+  int window_clamp = 0;       // src's TCP_WINDOW_CLAMP before the pause clamped it
+  uint64_t user_relayed = 0;  // bytes of src this engine wrote into dst
 };
 
 struct Connection {

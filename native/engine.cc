@@ -48,7 +48,8 @@ Engine::Engine(const SpliceMapFds* maps, std::function<void()> notify) : notify_
   AddToEpoll(epoll_.get(), wakeup_.get(), EPOLLIN, Key(0, kTagWakeup));
   if (maps) {
     maps_.emplace(*maps);
-    pause_events_ = std::make_unique<PauseEvents>(maps->events, [this](uint64_t cookie) { OnPause(cookie); });
+    pause_events_ = std::make_unique<PauseEvents>(
+        maps->events, [this](uint64_t cookie, bool paused) { OnPauseEvent(cookie, paused); });
     AddToEpoll(epoll_.get(), pause_events_->epoll_fd(), EPOLLIN, Key(0, kTagPauseEvents));
   }
   thread_ = std::thread([this] { Run(); });
@@ -63,6 +64,8 @@ Engine::~Engine() {
 
 ListenerHandle Engine::AddListener(ListenerConfig config) {
   if (stop_requested_) ThrowSysError(EBADF, "addListener", "the engine is closed; create a new Engine");
+  if (maps_ && !maps_->has_relayed() && config.datapath == Datapath::kSplice && config.budget_bytes)
+    ThrowSysError(EINVAL, "addListener", "budgetBytes needs options.maps.relayed, the fd of the `relayed` map");
   auto fd = std::make_shared<UniqueFd>(OpenListenerSocket(config));
   ListenerHandle handle{next_listener_id_++, fd->get(), BoundPort(fd->get())};
   listener_ids_.insert(handle.id);
@@ -252,10 +255,11 @@ void Engine::SweepIdle(uint64_t now) {
   }
   std::vector<uint64_t> idle;
   for (auto& [id, c] : conns_) {
-    if (c->idle_timeout_ms == 0 || c->state == ConnState::kConnecting) continue;
-    bool is_idle = c->state == ConnState::kSpliced
-                       ? SplicedIdle(*c, now)
-                       : now - c->last_activity_ns > c->idle_timeout_ms * kMs;
+    bool is_idle = false;
+    if (c->state == ConnState::kSpliced)
+      is_idle = SweepSpliced(*c, now);
+    else if (c->state == ConnState::kRelayed)
+      is_idle = c->idle_timeout_ms && now - c->last_activity_ns > c->idle_timeout_ms * kMs;
     if (is_idle) idle.push_back(id);
   }
   for (uint64_t id : idle) Close(*conns_.at(id), "idle_timeout", false);

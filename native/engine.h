@@ -108,13 +108,15 @@ class Engine {
   bool StartSplice(Connection& c, std::string* why_not);
   void UndoSplice(Connection& c);
   void OnSplicedEvent(Connection& c, Side side, uint32_t events);
-  void OnPause(uint64_t cookie);
+  void OnPauseEvent(uint64_t cookie, bool paused);
+  void MarkPaused(Connection& c, Side src);
+  void MarkResumed(Connection& c, Side src);
   void TickSpliced(Connection& c);
   Progress TickDirection(Connection& c, Side src, int* err);
-  bool Resume(Connection& c, Side src);
+  int RelayPassedBytes(Connection& c, Side src);
   uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
   uint64_t InFlight(const Connection& c, Side src) const;
-  bool SplicedIdle(const Connection& c, uint64_t now) const;
+  bool SweepSpliced(Connection& c, uint64_t now);
   void CloseSpliced(Connection& c, const char* reason, bool reset, int err);
 
   // engine_relay.cc: the user-space relay.
@@ -136,6 +138,7 @@ class Engine {
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> connect_deadlines_;
   std::unordered_set<uint64_t> ticking_;
   std::vector<uint64_t> rerun_;  // relays that stopped for fairness
+  std::vector<char> scratch_;    // paused directions: bytes between recv() and send()
   std::vector<EngineEvent> pending_;
   uint64_t next_conn_id_ = 1;
   uint64_t next_sweep_ns_ = 0;

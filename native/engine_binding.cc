@@ -71,6 +71,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value AddListener(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    RequireOpen(env);
     ListenerConfig config = ParseListenerOptions(info[0]);
     ListenerHandle handle = WithJsErrors(env, [&] { return engine_->AddListener(std::move(config)); });
     Napi::Object result = Napi::Object::New(env);
@@ -81,18 +82,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   void UpdateListener(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
     uint32_t id = IdArg(info);
     ListenerUpdate update = ParseListenerUpdate(info[1]);
     WithJsErrors(info.Env(), [&] { engine_->UpdateListener(id, std::move(update)); });
   }
 
   void RemoveListener(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
     uint32_t id = IdArg(info);
     WithJsErrors(info.Env(), [&] { engine_->RemoveListener(id); });
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
-    EngineStats stats = engine_->Stats();
+    EngineStats stats = engine_ ? engine_->Stats() : final_stats_;
     Napi::Object result = Napi::Object::New(info.Env());
     result.Set("listeners", static_cast<double>(stats.listeners));
     result.Set("connections", static_cast<double>(stats.connections));
@@ -119,6 +122,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return close_deferred_->Promise();
   }
 
+  void RequireOpen(Napi::Env env) const {
+    if (closed_ || close_deferred_) throw Napi::Error::New(env, "the engine is closed; create a new Engine");
+  }
+
   static uint32_t IdArg(const Napi::CallbackInfo& info) {
     double id = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
     if (id < 0 || id > UINT32_MAX || id != static_cast<uint32_t>(id))
@@ -129,16 +136,23 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Tsfn tsfn_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<Napi::Promise::Deferred> close_deferred_;
+  EngineStats final_stats_{};
   bool closed_ = false;
 };
 
 void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* self, void*) {
-  if (env == nullptr) return;  // the function is being torn down
+  // No env: the function is being torn down. No engine: a call queued before
+  // the final one, which already took every event.
+  if (env == nullptr || !self->engine_) return;
   bool finished = false;
   std::vector<EngineEvent> events = self->engine_->TakeEvents(&finished);
-  if (finished && !self->closed_) {
+  // Calls queued before the last one also see `finished`: settle only once.
+  bool just_finished = finished && !self->closed_;
+  if (just_finished) {
     self->closed_ = true;
     self->engine_->Join();
+    self->final_stats_ = self->engine_->Stats();
+    self->engine_.reset();  // its epoll and eventfd go now, not at garbage collection
     self->tsfn_.Release();
   }
   std::unique_ptr<Napi::Error> thrown;
@@ -151,7 +165,7 @@ void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* se
       thrown = std::make_unique<Napi::Error>(e);
     }
   }
-  if (finished) {
+  if (just_finished) {
     if (self->close_deferred_) self->close_deferred_->Resolve(env.Undefined());
     self->Unref();
   }

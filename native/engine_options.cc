@@ -85,5 +85,6 @@ bool ParseMapFds(const Napi::Object& options, SpliceMapFds* fds) {
   fds->splice_hold = static_cast<int>(Uint32Field(maps, "spliceHold", owner));
   fds->splice_active = static_cast<int>(Uint32Field(maps, "spliceActive", owner));
   fds->events = static_cast<int>(Uint32Field(maps, "events", owner));
+  fds->relayed = maps.Get("relayed").IsUndefined() ? -1 : static_cast<int>(Uint32Field(maps, "relayed", owner));
   return true;
 }

@@ -6,7 +6,7 @@
 #include "bpfredir.h"
 #include "errors.h"
 
-PauseEvents::PauseEvents(int ringbuf_map_fd, OnPause on_pause) : on_pause_(std::move(on_pause)) {
+PauseEvents::PauseEvents(int ringbuf_map_fd, OnChange on_change) : on_change_(std::move(on_change)) {
   ring_ = ring_buffer__new(ringbuf_map_fd, &PauseEvents::OnRecord, this, nullptr);
   if (!ring_) ThrowSysError(errno, "ring_buffer__new", "maps.events must be the fd of the `events` ring buffer");
 }
@@ -20,6 +20,8 @@ void PauseEvents::Consume() { ring_buffer__consume(ring_); }
 int PauseEvents::OnRecord(void* ctx, void* data, size_t size) {
   auto* self = static_cast<PauseEvents*>(ctx);
   const auto* record = static_cast<const event*>(data);
-  if (size >= sizeof(event) && record->type == EVENT_PAUSE) self->on_pause_(record->cookie);
+  if (size < sizeof(event)) return 0;
+  if (record->type == EVENT_PAUSED) self->on_change_(record->cookie, true);
+  if (record->type == EVENT_RESUMED) self->on_change_(record->cookie, false);
   return 0;
 }

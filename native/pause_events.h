@@ -1,5 +1,5 @@
-// The verdict program's EVENT_PAUSE notifications (ring buffer `events`),
-// consumed on the engine thread whenever its epoll fd is readable.
+// The verdict program's EVENT_PAUSED / EVENT_RESUMED notifications (ring
+// buffer `events`), consumed on the engine thread when its epoll fd is readable.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -8,22 +8,23 @@ struct ring_buffer;
 
 class PauseEvents {
  public:
-  using OnPause = std::function<void(uint64_t cookie)>;
+  // paused: EVENT_PAUSED (true) or EVENT_RESUMED (false) for the socket with this cookie.
+  using OnChange = std::function<void(uint64_t cookie, bool paused)>;
 
   // Throws SysError if the ring buffer cannot be opened.
-  PauseEvents(int ringbuf_map_fd, OnPause on_pause);
+  PauseEvents(int ringbuf_map_fd, OnChange on_change);
   ~PauseEvents();
   PauseEvents(const PauseEvents&) = delete;
   PauseEvents& operator=(const PauseEvents&) = delete;
 
   // Add this fd to the engine's epoll set.
   int epoll_fd() const;
-  // Delivers every pending event to on_pause.
+  // Delivers every pending event to on_change.
   void Consume();
 
  private:
   static int OnRecord(void* ctx, void* data, size_t size);
 
   ring_buffer* ring_ = nullptr;
-  OnPause on_pause_;
+  OnChange on_change_;
 };

@@ -24,11 +24,8 @@ int SpliceMaps::ReadConn(uint64_t cookie, conn* entry) const {
 
 int SpliceMaps::DeleteConn(uint64_t cookie) { return DeleteKey(fds_.conns, cookie); }
 
-int SpliceMaps::ClearPaused(uint64_t cookie) {
-  conn entry{};
-  if (int err = ReadConn(cookie, &entry)) return err;
-  entry.flags &= ~CONN_F_PAUSED;
-  return Errno(bpf_map_update_elem(fds_.conns, &cookie, &entry, BPF_EXIST));
+int SpliceMaps::PublishRelayed(uint64_t cookie, uint64_t total) {
+  return Errno(bpf_map_update_elem(fds_.relayed, &cookie, &total, BPF_ANY));
 }
 
 int SpliceMaps::InsertSocket(int map_fd, uint64_t cookie, int socket_fd) {

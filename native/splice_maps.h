@@ -11,6 +11,7 @@ struct SpliceMapFds {
   int splice_hold;    // redirect targets, no programs
   int splice_active;  // carries the verdict program
   int events;         // ring buffer of struct event
+  int relayed;        // cookie → bytes user space moved to the peer while paused; -1 = absent
 };
 
 // SO_COOKIE of a socket; 0 on failure (the kernel never hands out cookie 0).
@@ -23,9 +24,11 @@ class SpliceMaps {
   int WriteConn(uint64_t cookie, const conn& entry);
   int ReadConn(uint64_t cookie, conn* entry) const;
   int DeleteConn(uint64_t cookie);
-  // Read-modify-write of the flags: only safe while the socket is out of
-  // splice_active (the verdict is the only other writer of its entry).
-  int ClearPaused(uint64_t cookie);
+  // Total bytes of this socket that user space wrote into its peer while the
+  // verdict was passing them (paused); the verdict resumes once it equals `passed`.
+  int PublishRelayed(uint64_t cookie, uint64_t total);
+  int DeleteRelayed(uint64_t cookie) { return DeleteKey(fds_.relayed, cookie); }
+  bool has_relayed() const { return fds_.relayed >= 0; }
 
   int Hold(uint64_t cookie, int socket_fd) { return InsertSocket(fds_.splice_hold, cookie, socket_fd); }
   int Release(uint64_t cookie) { return DeleteKey(fds_.splice_hold, cookie); }

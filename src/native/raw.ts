@@ -105,8 +105,9 @@ export interface EngineStats {
 }
 
 export interface EngineOptions {
-  /** Map fds for the kernel splice path; omit for a user-space-only engine. */
-  maps?: { conns: number; spliceHold: number; spliceActive: number; events: number };
+  /** Map fds for the kernel splice path; omit for a user-space-only engine.
+   *  `relayed` is required for listeners with budgetBytes > 0 (addListener throws EINVAL otherwise). */
+  maps?: { conns: number; spliceHold: number; spliceActive: number; events: number; relayed?: number };
   /** Called on the JS thread with batches of events. */
   onEvents: (events: EngineEvent[]) => void;
 }

@@ -1,0 +1,311 @@
+/**
+ * The forwarding engine against the real kernel, on both data paths: byte
+ * integrity (sha256), a client that speaks first, half-close, refused
+ * upstream, reset, idle timeout, fd leaks, and (splice) the in-flight budget.
+ *
+ * The engine's sockets live in this process's network namespace, so the whole
+ * file runs inside a fresh one: started outside, it re-runs itself under
+ * `ip netns exec` and removes the namespace afterwards.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import { describe, test, type TestContext } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { loadNative } from '../../src/native/index.js';
+import { createNetns, requireBpf, requireRoot } from '../helpers/netns.js';
+import { StreamHash, writeStream } from '../helpers/pattern.js';
+import { runClient, startServer, type ClientReport, type ServerMode } from '../helpers/traffic.js';
+import { startEngine, type EngineFixture } from './engine-fixture.js';
+
+const NETNS_ENV = 'BPFREDIR_ENGINE_TEST_NETNS';
+const MiB = 1024 * 1024;
+
+if (process.getuid?.() === 0 && !process.env[NETNS_ENV]) {
+  const ns = createNetns('engine');
+  try {
+    const file = fileURLToPath(import.meta.url);
+    const run = spawnSync('ip', ['netns', 'exec', ns.name, process.execPath, ...process.execArgv, file], {
+      stdio: 'inherit',
+      env: { ...process.env, [NETNS_ENV]: ns.name },
+      timeout: 300_000,
+    });
+    process.exitCode = run.status ?? 1;
+  } finally {
+    ns.destroy();
+  }
+} else {
+  for (const datapath of ['splice', 'userspace'] as const) defineTests(datapath);
+}
+
+function ready(t: TestContext, datapath: 'splice' | 'userspace'): boolean {
+  return datapath === 'splice' ? requireBpf(t) : requireRoot(t);
+}
+
+/** Starts a traffic server and an engine in front of it; runs body; stops both. */
+async function withProxy(
+  datapath: 'splice' | 'userspace',
+  mode: ServerMode,
+  serverOptions: { bytes?: number; after?: number },
+  listenerOptions: Parameters<typeof startEngine>[2],
+  body: (f: EngineFixture) => Promise<void>,
+): Promise<void> {
+  const server = await startServer(null, { mode, ...serverOptions });
+  try {
+    const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, listenerOptions);
+    try {
+      await body(f);
+    } finally {
+      await f.close();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
+function assertIntactEcho(client: ClientReport, bytes: number): void {
+  assert.equal(client.error, undefined);
+  assert.equal(client.bytes, bytes);
+  assert.equal(client.recvBytes, bytes);
+  assert.equal(client.recvSha, client.sentSha);
+}
+
+function defineTests(datapath: 'splice' | 'userspace'): void {
+  describe(`engine (${datapath})`, () => {
+    test('echo of 1 B, 64 KiB and 8 MiB arrives intact both ways', async (t) => {
+      if (!ready(t, datapath)) return;
+      await withProxy(datapath, 'echo', {}, {}, async (f) => {
+        for (const bytes of [1, 64 * 1024, 8 * MiB]) {
+          const client = await runClient(null, { port: f.port, bytes, timeoutMs: 20_000 });
+          assertIntactEcho(client, bytes);
+        }
+        const closed = await f.waitFor((e) => e.type === 'closed' && e.bytesToUpstream === 8 * MiB);
+        assert.equal(closed.reason, 'eof');
+        assert.equal(closed.bytesToClient, 8 * MiB);
+        // A long sender is still ESTABLISHED at insertion time: it must take the kernel path.
+        assert.equal(closed.datapath, datapath);
+      });
+    });
+
+    test('a client that sends first and waits for the reply does not stall', async (t) => {
+      if (!ready(t, datapath)) return;
+      await withProxy(datapath, 'echo', {}, {}, async (f) => {
+        const clients = await Promise.all(
+          Array.from({ length: 20 }, () =>
+            runClient(null, { port: f.port, bytes: 300, keepOpen: true, expect: 300, timeoutMs: 5000 }),
+          ),
+        );
+        for (const client of clients) assertIntactEcho(client, 300);
+        const connected = f.events.filter((e) => e.type === 'connected');
+        assert.equal(connected.length, 20);
+        assert.ok(connected.every((e) => e.datapath === datapath));
+      });
+    });
+
+    test('half-close: request, FIN, then the whole reply', async (t) => {
+      if (!ready(t, datapath)) return;
+      const reply = 4 * MiB;
+      const server = await startServer(null, { mode: 'source', bytes: reply });
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port });
+      try {
+        for (let i = 0; i < 5; i++) {
+          const client = await runClient(null, { port: f.port, bytes: 256 * 1024, timeoutMs: 20_000 });
+          const served = await server.nextReport();
+          assert.equal(client.error, undefined);
+          assert.equal(served.recvSha, client.sentSha, 'request arrived intact');
+          assert.equal(client.recvBytes, reply);
+          assert.equal(client.recvSha, served.sentSha, 'reply arrived intact');
+        }
+      } finally {
+        await f.close();
+        await server.stop();
+      }
+    });
+
+    test('refused upstream: the client is reset at once and connect_failed is emitted', async (t) => {
+      if (!ready(t, datapath)) return;
+      const closedPort = await freePort();
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: closedPort });
+      try {
+        const client = await runClient(null, { port: f.port, bytes: 10, timeoutMs: 5000 });
+        assert.ok(client.error === 'ECONNRESET' || client.error === 'EPIPE', `client error ${client.error}`);
+        assert.ok(client.ms < 1000, `reset took ${client.ms} ms`);
+        const failed = await f.waitFor((e) => e.type === 'connect_failed');
+        assert.equal(failed.code, 'ECONNREFUSED');
+        assert.equal(f.engine.stats().connectFailed, 1);
+      } finally {
+        await f.close();
+      }
+    });
+
+    test('a reset by the upstream is mirrored to the client', async (t) => {
+      if (!ready(t, datapath)) return;
+      await withProxy(datapath, 'reset', { after: 1000 }, {}, async (f) => {
+        const client = await runClient(null, { port: f.port, bytes: 4 * MiB, timeoutMs: 10_000 });
+        assert.ok(client.error === 'ECONNRESET' || client.error === 'EPIPE', `client error ${client.error}`);
+        const closed = await f.waitFor((e) => e.type === 'closed');
+        assert.equal(closed.reason, 'reset');
+      });
+    });
+
+    test('idle timeout closes a quiet connection', async (t) => {
+      if (!ready(t, datapath)) return;
+      await withProxy(datapath, 'echo', {}, { idleTimeoutMs: 400 }, async (f) => {
+        // keepOpen without expect: the client waits for the server side to end.
+        const client = await runClient(null, { port: f.port, bytes: 10, keepOpen: true, timeoutMs: 5000 });
+        assert.equal(client.error, undefined);
+        assert.equal(client.recvBytes, 10);
+        assert.ok(client.ms >= 400 && client.ms < 2500, `closed after ${client.ms} ms`);
+        const closed = await f.waitFor((e) => e.type === 'closed');
+        assert.equal(closed.reason, 'idle_timeout');
+      });
+    });
+
+    test('fds return to the baseline after connections and after close()', async (t) => {
+      if (!ready(t, datapath)) return;
+      const server = await startServer(null, { mode: 'echo' });
+      const before = await settledFdCount();
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port });
+      try {
+        const withEngine = await settledFdCount();
+        const clients = await Promise.all(
+          Array.from({ length: 30 }, (_, i) => runClient(null, { port: f.port, bytes: 1000 * i, timeoutMs: 10_000 })),
+        );
+        for (const [i, client] of clients.entries()) assertIntactEcho(client, 1000 * i);
+        await waitUntil(() => f.engine.stats().closed === 30, 5000);
+        assert.equal(f.engine.stats().connections, 0);
+        assert.equal(await settledFdCount(), withEngine);
+      } finally {
+        await f.close();
+      }
+      assert.equal(await settledFdCount(), before);
+      await server.stop();
+    });
+
+    if (datapath === 'splice') {
+      test('in-flight budget: a fast sender into a slow reader stays bounded, every byte arrives', async (t) => {
+        if (!ready(t, datapath)) return;
+        await backpressureTest(t);
+      });
+    }
+  });
+}
+
+/**
+ * A client sends 48 MiB as fast as it can; an in-process server reads 1 MiB/s
+ * for 3 s, then at full speed. While it is slow, bytes taken by the verdict
+ * but not yet read by the server must stay within the budget plus socket
+ * buffers (without the budget nearly all 48 MiB would queue in the kernel).
+ */
+async function backpressureTest(t: TestContext): Promise<void> {
+  const native = loadNative();
+  const budget = 256 * 1024;
+  const total = 48 * MiB;
+  const slowMs = 3000;
+  const rate = MiB;
+  const received = new StreamHash();
+  let slow = true;
+  let serverDone!: () => void;
+  const serverFinished = new Promise<void>((resolve) => (serverDone = resolve));
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    const started = performance.now();
+    socket.on('data', (chunk: Buffer) => {
+      received.update(chunk);
+      const aheadMs = (received.bytes / rate) * 1000 - (performance.now() - started);
+      if (slow && aheadMs > 1) {
+        socket.pause();
+        setTimeout(() => socket.resume(), Math.min(aheadMs, 50));
+      }
+    });
+    socket.on('end', () => {
+      socket.end();
+      serverDone();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  const f = await startEngine('splice', { host: '127.0.0.1', port }, { budgetBytes: budget });
+  try {
+    const sent = new StreamHash();
+    const client = net.connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: true });
+    client.on('data', () => {});
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    const sending = writeStream(client, total, sent).then(() => client.end());
+
+    let maxInFlight = 0;
+    let sawPause = false;
+    const sampleUntil = performance.now() + slowMs;
+    while (performance.now() < sampleUntil) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      maxInFlight = Math.max(maxInFlight, clientForwarded(native, f.connsFd!) - received.bytes);
+      sawPause ||= f.engine.stats().paused > 0;
+    }
+    slow = false;
+    await sending;
+    await serverFinished;
+    client.destroy();
+
+    const buffers = tcpMemMax('tcp_wmem') + tcpMemMax('tcp_rmem');
+    t.diagnostic(`max in flight ${(maxInFlight / MiB).toFixed(1)} MiB (budget ${budget / 1024} KiB + buffers ${(buffers / MiB).toFixed(1)} MiB)`);
+    assert.ok(sawPause, 'the budget never paused the connection');
+    assert.ok(maxInFlight <= budget + buffers, `in flight ${maxInFlight} > budget + socket buffers ${budget + buffers}`);
+    assert.equal(received.bytes, total);
+    assert.equal(received.digest(), sent.digest());
+  } finally {
+    await f.close();
+    server.close();
+  }
+}
+
+/** struct conn (bpf/bpfredir.h): size and the offsets read here. */
+const CONN_SIZE = 48;
+const CONN_REDIRECTED = 8;
+const CONN_PASSED = 16;
+const CONN_SIDE = 44;
+
+/** Bytes the client's side handed on so far, by the verdict or (passed) by the engine. */
+function clientForwarded(native: ReturnType<typeof loadNative>, connsFd: number): number {
+  for (const key of native.mapKeys(connsFd, 8)) {
+    const value = native.mapLookup(connsFd, key, CONN_SIZE);
+    if (value && value.readUInt8(CONN_SIDE) === 0)
+      return Number(value.readBigUInt64LE(CONN_REDIRECTED) + value.readBigUInt64LE(CONN_PASSED));
+  }
+  return 0;
+}
+
+/** Third field of /proc/sys/net/ipv4/tcp_{w,r}mem: the most a socket buffer can grow to. */
+function tcpMemMax(name: 'tcp_wmem' | 'tcp_rmem'): number {
+  return Number(readFileSync(`/proc/sys/net/ipv4/${name}`, 'utf8').trim().split(/\s+/)[2]);
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as net.AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Open fds once child-process pipes of earlier steps have finished closing. */
+async function settledFdCount(): Promise<number> {
+  const native = loadNative();
+  let last = native.openFdCount();
+  for (let i = 0; i < 50; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const now = native.openFdCount();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}
+
+async function waitUntil(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
