@@ -24,7 +24,7 @@ import { listenerFd, runClient, startServer } from '../helpers/traffic.js';
 const objectPath = fileURLToPath(new URL('../../../build/bpf/bpfredir.bpf.o', import.meta.url));
 const native = loadNative();
 /** sizeof(struct conn) in bpf/bpfredir.h. */
-const CONN_SIZE = 40;
+const CONN_SIZE = 48; // struct conn in bpf/bpfredir.h
 
 function binding(prefix: string, port: number, ruleId: number): Binding {
   return { protocol: IPPROTO_TCP, prefix: parsePrefix(prefix) as Prefix, port, portBits: 16, ruleId };
