@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { sumRuleStats, type RuleStats } from '../../src/abi.js';
 
 function bpftool<T>(args: string[]): T {
   return JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' })) as T;
@@ -28,27 +29,10 @@ export function bpfMapsOf(pid: number): Map<string, number> {
   return maps;
 }
 
-export interface RuleStats {
-  lookups: bigint;
-  steered: bigint;
-  droppedNoSocket: bigint;
-  bytesToUpstream: bigint;
-  bytesToClient: bigint;
-  redirectFailed: bigint;
-  paused: bigint;
-}
-
-const FIELDS: (keyof RuleStats)[] = ['lookups', 'steered', 'droppedNoSocket', 'bytesToUpstream', 'bytesToClient', 'redirectFailed', 'paused'];
-
 export function ruleStats(mapId: number, ruleId: number): RuleStats {
   const key = [ruleId & 0xff, (ruleId >> 8) & 0xff, (ruleId >> 16) & 0xff, ruleId >>> 24].map(String);
   const entry = bpftool<{ values: { value: string[] }[] }>(['map', 'lookup', 'id', String(mapId), 'key', ...key]);
-  const sum = Object.fromEntries(FIELDS.map((f) => [f, 0n])) as unknown as RuleStats;
-  for (const { value } of entry.values) {
-    const bytes = Buffer.from(value.map((b) => parseInt(b, 16)));
-    FIELDS.forEach((f, i) => (sum[f] += bytes.readBigUInt64LE(i * 8)));
-  }
-  return sum;
+  return sumRuleStats(entry.values.map(({ value }) => Buffer.from(value.map((b) => parseInt(b, 16)))));
 }
 
 export function entryCount(mapId: number): number {
