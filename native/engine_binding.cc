@@ -11,27 +11,48 @@
 
 namespace {
 
-void SetIfNotEmpty(Napi::Object& object, const char* key, const std::string& value) {
+// Property names, made once per batch: interning a key string per event and
+// property was a visible share of the JS thread's time at 10k+ events/s.
+struct EventKeys {
+  explicit EventKeys(Napi::Env env)
+      : type(Napi::String::New(env, "type")),
+        rule_id(Napi::String::New(env, "ruleId")),
+        conn_id(Napi::String::New(env, "connId")),
+        client(Napi::String::New(env, "client")),
+        original_dst(Napi::String::New(env, "originalDst")),
+        upstream(Napi::String::New(env, "upstream")),
+        datapath(Napi::String::New(env, "datapath")),
+        reason(Napi::String::New(env, "reason")),
+        bytes_to_upstream(Napi::String::New(env, "bytesToUpstream")),
+        bytes_to_client(Napi::String::New(env, "bytesToClient")),
+        duration_ms(Napi::String::New(env, "durationMs")),
+        code(Napi::String::New(env, "code")),
+        message(Napi::String::New(env, "message")) {}
+  Napi::String type, rule_id, conn_id, client, original_dst, upstream, datapath, reason, bytes_to_upstream,
+      bytes_to_client, duration_ms, code, message;
+};
+
+void SetIfNotEmpty(Napi::Object& object, const Napi::String& key, const std::string& value) {
   if (!value.empty()) object.Set(key, value);
 }
 
-Napi::Object EventToJs(Napi::Env env, const EngineEvent& event) {
+Napi::Object EventToJs(Napi::Env env, const EventKeys& keys, const EngineEvent& event) {
   Napi::Object object = Napi::Object::New(env);
-  object.Set("type", event.type);
-  object.Set("ruleId", event.rule_id);
-  object.Set("connId", static_cast<double>(event.conn_id));
-  SetIfNotEmpty(object, "client", event.client);
-  SetIfNotEmpty(object, "originalDst", event.original_dst);
-  SetIfNotEmpty(object, "upstream", event.upstream);
-  if (event.datapath) object.Set("datapath", event.datapath);
-  SetIfNotEmpty(object, "reason", event.reason);
+  object.Set(keys.type, event.type);
+  object.Set(keys.rule_id, event.rule_id);
+  object.Set(keys.conn_id, static_cast<double>(event.conn_id));
+  SetIfNotEmpty(object, keys.client, event.client);
+  SetIfNotEmpty(object, keys.original_dst, event.original_dst);
+  SetIfNotEmpty(object, keys.upstream, event.upstream);
+  if (event.datapath) object.Set(keys.datapath, event.datapath);
+  SetIfNotEmpty(object, keys.reason, event.reason);
   if (event.has_bytes) {
-    object.Set("bytesToUpstream", static_cast<double>(event.bytes_to_upstream));
-    object.Set("bytesToClient", static_cast<double>(event.bytes_to_client));
+    object.Set(keys.bytes_to_upstream, static_cast<double>(event.bytes_to_upstream));
+    object.Set(keys.bytes_to_client, static_cast<double>(event.bytes_to_client));
   }
-  if (event.duration_ms >= 0) object.Set("durationMs", event.duration_ms);
-  SetIfNotEmpty(object, "code", event.code);
-  SetIfNotEmpty(object, "message", event.message);
+  if (event.duration_ms >= 0) object.Set(keys.duration_ms, event.duration_ms);
+  SetIfNotEmpty(object, keys.code, event.code);
+  SetIfNotEmpty(object, keys.message, event.message);
   return object;
 }
 
@@ -157,8 +178,10 @@ void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* se
   }
   std::unique_ptr<Napi::Error> thrown;
   if (!events.empty()) {
+    Napi::HandleScope scope(env);
+    EventKeys keys(env);
     Napi::Array batch = Napi::Array::New(env, events.size());
-    for (size_t i = 0; i < events.size(); i++) batch.Set(i, EventToJs(env, events[i]));
+    for (size_t i = 0; i < events.size(); i++) batch.Set(i, EventToJs(env, keys, events[i]));
     try {
       on_events.Call({batch});
     } catch (const Napi::Error& e) {

@@ -24,6 +24,10 @@ int SpliceMaps::ReadConn(uint64_t cookie, conn* entry) const {
 
 int SpliceMaps::DeleteConn(uint64_t cookie) { return DeleteKey(fds_.conns, cookie); }
 
+int SpliceMaps::TakeConn(uint64_t cookie, conn* entry) {
+  return Errno(bpf_map_lookup_and_delete_elem(fds_.conns, &cookie, entry));
+}
+
 int SpliceMaps::PublishRelayed(uint64_t cookie, uint64_t total) {
   return Errno(bpf_map_update_elem(fds_.relayed, &cookie, &total, BPF_ANY));
 }

@@ -24,6 +24,8 @@ class SpliceMaps {
   int WriteConn(uint64_t cookie, const conn& entry);
   int ReadConn(uint64_t cookie, conn* entry) const;
   int DeleteConn(uint64_t cookie);
+  // Final counters and delete in one bpf() call (teardown).
+  int TakeConn(uint64_t cookie, conn* entry);
   // Total bytes of this socket that user space wrote into its peer while the
   // verdict was passing them (paused); the verdict resumes once it equals `passed`.
   int PublishRelayed(uint64_t cookie, uint64_t total);
@@ -33,7 +35,6 @@ class SpliceMaps {
   int Hold(uint64_t cookie, int socket_fd) { return InsertSocket(fds_.splice_hold, cookie, socket_fd); }
   int Release(uint64_t cookie) { return DeleteKey(fds_.splice_hold, cookie); }
   int Activate(uint64_t cookie, int socket_fd) { return InsertSocket(fds_.splice_active, cookie, socket_fd); }
-  int Deactivate(uint64_t cookie) { return DeleteKey(fds_.splice_active, cookie); }
 
   int events_fd() const { return fds_.events; }
 

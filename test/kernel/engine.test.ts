@@ -9,6 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { describe, test, type TestContext } from 'node:test';
@@ -162,6 +163,29 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       });
     });
 
+    test('updateListener retargets new connections; removeListener stops accepting', async (t) => {
+      if (!ready(t, datapath)) return;
+      const alpha = await startServer(null, { mode: 'name', name: 'alpha' });
+      const beta = await startServer(null, { mode: 'name', name: 'beta' });
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: alpha.port });
+      try {
+        const first = await runClient(null, { port: f.port, timeoutMs: 5000 });
+        assert.equal(first.recvSha, sha256('alpha'));
+        f.engine.updateListener(1, { targets: [{ host: '127.0.0.1', port: beta.port }] });
+        const second = await runClient(null, { port: f.port, timeoutMs: 5000 });
+        assert.equal(second.recvSha, sha256('beta'));
+        f.engine.removeListener(1);
+        await waitUntil(() => f.engine.stats().listeners === 0, 1000);
+        const refused = await runClient(null, { port: f.port, timeoutMs: 5000 });
+        assert.equal(refused.error, 'ECONNREFUSED');
+        assert.throws(() => f.engine.removeListener(1), { code: 'ENOENT' });
+      } finally {
+        await f.close();
+        await alpha.stop();
+        await beta.stop();
+      }
+    });
+
     test('fds return to the baseline after connections and after close()', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
@@ -287,6 +311,10 @@ function freePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
 }
 
 /** Open fds once child-process pipes of earlier steps have finished closing. */
