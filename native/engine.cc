@@ -136,6 +136,27 @@ void Engine::Post(std::function<void()> command) {
 // ---- engine thread: loop -------------------------------------------------
 
 void Engine::Run() {
+  try {
+    Loop();
+  } catch (const std::exception& e) {
+    // A bug, not a network condition: say so, then still close everything.
+    EngineEvent event;
+    event.type = "error";
+    event.code = "EENGINE";
+    event.message = std::string("engine thread failed, closing all connections: ") + e.what();
+    Emit(std::move(event));
+  }
+  CloseAll();
+  FlushEvents();
+  {
+    std::lock_guard<std::mutex> lock(outbox_mutex_);
+    finished_ = true;
+    notify_scheduled_ = true;
+  }
+  notify_();
+}
+
+void Engine::Loop() {
   epoll_event events[kMaxEvents];
   next_sweep_ns_ = MonotonicNs() + 1000 * kMs;
   while (!stopping_) {
@@ -151,14 +172,6 @@ void Engine::Run() {
     RunTimers(MonotonicNs());
     FlushEvents();
   }
-  CloseAll();
-  FlushEvents();
-  {
-    std::lock_guard<std::mutex> lock(outbox_mutex_);
-    finished_ = true;
-    notify_scheduled_ = true;
-  }
-  notify_();
 }
 
 void Engine::RunCommands() {

@@ -84,6 +84,7 @@ class Engine {
 
   // engine.cc: loop, commands, listeners, accept, connect, timers, events.
   void Run();
+  void Loop();
   void Post(std::function<void()> command);
   void RunCommands();
   void Dispatch(uint64_t data, uint32_t events);

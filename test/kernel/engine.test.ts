@@ -140,6 +140,25 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       }
     });
 
+    test('connect timeout: the client is reset after connectTimeoutMs', async (t) => {
+      if (!ready(t, datapath)) return;
+      // A non-local prefix routed to lo: SYNs loop back to nobody, so the
+      // upstream connect can only time out.
+      spawnSync('ip', ['route', 'add', '10.255.0.0/24', 'dev', 'lo']);
+      const f = await startEngine(datapath, { host: '10.255.0.2', port: 80 }, { connectTimeoutMs: 300 });
+      try {
+        const client = await runClient(null, { port: f.port, bytes: 10, timeoutMs: 5000 });
+        assert.ok(client.error === 'ECONNRESET' || client.error === 'EPIPE', `client error ${client.error}`);
+        assert.ok(client.ms >= 250 && client.ms < 1500, `reset after ${client.ms} ms`);
+        const failed = await f.waitFor((e) => e.type === 'connect_failed');
+        assert.equal(failed.reason, 'connect_timeout');
+        assert.equal(failed.code, 'ETIMEDOUT');
+      } finally {
+        await f.close();
+        spawnSync('ip', ['route', 'del', '10.255.0.0/24', 'dev', 'lo']);
+      }
+    });
+
     test('a reset by the upstream is mirrored to the client', async (t) => {
       if (!ready(t, datapath)) return;
       await withProxy(datapath, 'reset', { after: 1000 }, {}, async (f) => {
