@@ -283,6 +283,8 @@ int splice_verdict(struct __sk_buff *skb)
 		 * the queue towards the peer has drained to half the budget. */
 		if (user != c->passed || in_flight(c, user) > c->budget / 2) {
 			c->passed += len;
+			if (st)
+				st->bytes_passed += len;
 			/* Paused: bytes go to this socket's receive path, charged to its
 			 * rcvbuf, so the sender's window closes; user space relays them. */
 			return SK_PASS;

@@ -63,7 +63,7 @@ struct rule_stats {
 	__u64 bytes_to_client;   /* spliced upstream → client (kernel and paused relay) */
 	__u64 redirect_failed;   /* verdict could not redirect; bytes left to user space */
 	__u64 paused;            /* times a direction hit its in-flight budget */
-	__u64 reserved;
+	__u64 bytes_passed;      /* of those bytes, how many user space relayed while paused */
 };
 
 enum conn_side {

@@ -68,6 +68,7 @@ export interface RuleStats {
   bytesToClient: bigint;
   redirectFailed: bigint;
   paused: bigint;
+  bytesPassed: bigint;
 }
 
 const RULE_STATS_FIELDS: (keyof RuleStats)[] = [
@@ -78,10 +79,11 @@ const RULE_STATS_FIELDS: (keyof RuleStats)[] = [
   'bytesToClient',
   'redirectFailed',
   'paused',
+  'bytesPassed',
 ];
 
 export function zeroRuleStats(): RuleStats {
-  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n };
+  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n };
 }
 
 /** Sum a per-CPU rule_stats value (one buffer per possible CPU). */

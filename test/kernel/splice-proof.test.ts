@@ -57,6 +57,12 @@ describe('in-kernel splice', { skip }, () => {
           `whole machine ${spent.machine.toFixed(3)}; ${((GiB * 8) / spent.seconds / 1e9).toFixed(2)} Gbit/s incl. client and sink`;
         t.diagnostic(line);
         console.log(line);
+        if (datapath === 'splice') {
+          const stats = ruleStats(bpfMapsOf(proxy.pid).get('rule_stats')!, 1);
+          const passed = `splice: ${stats.paused} pauses; ${((Number(stats.bytesPassed) / GiB) * 100).toFixed(1)} % of the bytes relayed in user space while paused`;
+          t.diagnostic(passed);
+          console.log(passed);
+        }
 
         assert.equal(client.error, undefined);
         assert.equal(served.recvSha, client.sentSha);

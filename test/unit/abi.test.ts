@@ -57,5 +57,6 @@ test('rule_stats are summed across CPUs', () => {
     bytesToClient: 55n,
     redirectFailed: 66n,
     paused: 77n,
+    bytesPassed: 88n,
   });
 });
