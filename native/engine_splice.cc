@@ -1,7 +1,7 @@
 // The kernel splice path of the engine: map set-up, EOF drain, relaying the
 // bytes the verdict passes while a direction is over its in-flight budget,
-// idle check and teardown. The kernel facts behind each
-// step are in docs/ARCHITECTURE.md ("Data path") and KERNEL-NOTES.
+// idle check and teardown. The kernel facts behind each step are in
+// docs/ARCHITECTURE.md ("Data path") and KERNEL-NOTES.
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>

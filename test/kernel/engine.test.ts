@@ -229,24 +229,30 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
     if (datapath === 'splice') {
       test('in-flight budget: a fast sender into a slow reader stays bounded, every byte arrives', async (t) => {
         if (!ready(t, datapath)) return;
-        await backpressureTest(t);
+        await backpressureTest(t, { total: 48 * MiB, rate: MiB, slowMs: 3000 });
+      });
+      test('in-flight budget: a FIN that arrives while paused still delivers every byte, then EOF', async (t) => {
+        if (!ready(t, datapath)) return;
+        // 6 MiB at 2 MiB/s: the client has sent everything and its FIN long before the reader is done.
+        await backpressureTest(t, { total: 6 * MiB, rate: 2 * MiB, slowMs: 3500 });
       });
     }
   });
 }
 
 /**
- * A client sends 48 MiB as fast as it can; an in-process server reads 1 MiB/s
- * for 3 s, then at full speed. While it is slow, bytes taken by the verdict
- * but not yet read by the server must stay within the budget plus socket
- * buffers (without the budget nearly all 48 MiB would queue in the kernel).
+ * A client sends `total` bytes as fast as it can and half-closes; an
+ * in-process server reads `rate` bytes/s for `slowMs`, then at full speed.
+ * While it is slow, bytes taken by the verdict but not yet read by the server
+ * must stay within the budget plus socket buffers (without the budget nearly
+ * all of a 48 MiB transfer queues in the kernel).
  */
-async function backpressureTest(t: TestContext): Promise<void> {
+async function backpressureTest(
+  t: TestContext,
+  { total, rate, slowMs }: { total: number; rate: number; slowMs: number },
+): Promise<void> {
   const native = loadNative();
   const budget = 256 * 1024;
-  const total = 48 * MiB;
-  const slowMs = 3000;
-  const rate = MiB;
   const received = new StreamHash();
   let slow = true;
   let serverDone!: () => void;
@@ -274,6 +280,8 @@ async function backpressureTest(t: TestContext): Promise<void> {
     const client = net.connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: true });
     client.on('data', () => {});
     await new Promise<void>((resolve) => client.once('connect', resolve));
+    let pausedAtFin = -1;
+    client.once('finish', () => (pausedAtFin = f.engine.stats().paused));
     const sending = writeStream(client, total, sent).then(() => client.end());
 
     let maxInFlight = 0;
@@ -290,11 +298,17 @@ async function backpressureTest(t: TestContext): Promise<void> {
     client.destroy();
 
     const buffers = tcpMemMax('tcp_wmem') + tcpMemMax('tcp_rmem');
-    t.diagnostic(`max in flight ${(maxInFlight / MiB).toFixed(1)} MiB (budget ${budget / 1024} KiB + buffers ${(buffers / MiB).toFixed(1)} MiB)`);
+    t.diagnostic(
+      `max in flight ${(maxInFlight / MiB).toFixed(1)} MiB (budget ${budget / 1024} KiB + buffers ` +
+        `${(buffers / MiB).toFixed(1)} MiB); directions paused when the client sent FIN: ${pausedAtFin}`,
+    );
     assert.ok(sawPause, 'the budget never paused the connection');
     assert.ok(maxInFlight <= budget + buffers, `in flight ${maxInFlight} > budget + socket buffers ${budget + buffers}`);
     assert.equal(received.bytes, total);
     assert.equal(received.digest(), sent.digest());
+    const closed = await f.waitFor((e) => e.type === 'closed');
+    assert.equal(closed.reason, 'eof');
+    assert.equal(closed.bytesToUpstream, total);
   } finally {
     await f.close();
     server.close();
