@@ -1,4 +1,4 @@
-/** The markdown report: overview per topology, ratios, once-only figures, targets, every figure. */
+/** The markdown report: overview per topology, ratios, run-once figures, targets, every figure. */
 import { Figure, lookup } from './summary.js';
 import type { TargetCheck } from './targets.js';
 
@@ -70,8 +70,7 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
     );
   }
 
-  const once = (workload: string, metric: string) => figures.filter((f) => f.workload === workload && f.metric === metric);
-  const idle = once('idle-10k', 'rssMB');
+  const idle = figures.filter((f) => f.workload === 'idle-10k' && f.metric === 'rssMB');
   if (idle.length) {
     out.push('## Redirector memory with idle connections', '', table(
       ['system', 'connections held', 'RSS MB', 'RSS before MB', 'KB per connection', 'RSS at requested count MB (linear)', 'processes'],

@@ -15,7 +15,7 @@ import type { RunRecord } from './summary.js';
 import { SYSTEMS, SystemDef } from './systems.js';
 import { Topology, createTopology } from './topology.js';
 import { allWorkloads } from './workloads/all.js';
-import type { Metrics, Workload } from './workloads/workload.js';
+import { Metrics, Workload, scheduled } from './workloads/workload.js';
 
 const HEADLINE: [string, string][] = [
   ['gbps', 'Gbit/s'],
@@ -58,7 +58,7 @@ function planSeconds(options: BenchOptions, systems: SystemDef[], workloads: Wor
     options.topologies.forEach((_, t) => {
       for (const system of systems) {
         for (const w of workloads) {
-          if (w.appliesTo(system) && !(w.once && (round > 1 || t > 0))) total += w.seconds(options) + 0.5;
+          if (w.appliesTo(system) && scheduled(w, round, t)) total += w.seconds(options) + 0.5;
         }
       }
     });
@@ -120,11 +120,10 @@ async function main(): Promise<void> {
 
   let stoppedEarly = false;
   outer: for (let round = 1; round <= options.rounds; round++) {
-    for (const topology of topologies) {
+    for (const [topologyIndex, topology] of topologies.entries()) {
       for (const system of systems) {
         for (const workload of workloads) {
-          if (!workload.appliesTo(system)) continue;
-          if (workload.once && (round > 1 || topology !== topologies[0])) continue;
+          if (!workload.appliesTo(system) || !scheduled(workload, round, topologyIndex)) continue;
           if (performance.now() > deadline) {
             stoppedEarly = true;
             break outer;

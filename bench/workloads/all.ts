@@ -17,7 +17,7 @@ export function allWorkloads(options: BenchOptions): Workload[] {
     latency(true),
     connrate,
     // One long stream: does the kernel's in-flight memory stay bounded? (bpfredir's own path)
-    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, systems: ['bpfredir-splice'], once: true }),
+    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, systems: ['bpfredir-splice'], repeat: 'first-round' }),
     idle,
     ...options.ruleSizes.map(rules),
   ];

@@ -22,7 +22,7 @@ function heldAtServer(server: Background): number {
 
 export const idle: Workload = {
   name: 'idle-10k',
-  once: true,
+  repeat: 'once',
   appliesTo: (system) => system.kind !== 'direct' && !FORKING.includes(system.name),
   seconds: () => 8,
   run: (ctx) =>

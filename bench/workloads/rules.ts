@@ -51,7 +51,7 @@ const label = (n: number) => (n >= 1000 && n % 1000 === 0 ? `${n / 1000}k` : Str
 export function rules(count: number): Workload {
   return {
     name: `rules-${label(count)}`,
-    once: true,
+    repeat: 'once',
     appliesTo: (system) => system.name === 'bpfredir-splice',
     seconds: () => 3 + count / 2000, // start-up grows with the rule count
     async run(ctx) {

@@ -8,7 +8,7 @@ import { machineBusySeconds, startMemorySampler, summarizeMemory } from '../host
 import { runInNetns } from '../proc.js';
 import type { BenchOptions } from '../options.js';
 import { quarterGrowth } from '../summary.js';
-import { Metrics, Workload, withForward } from './workload.js';
+import { Metrics, Repeat, Workload, withForward } from './workload.js';
 
 interface IperfInterval {
   sum: { bytes: number; sender: boolean };
@@ -45,13 +45,13 @@ export interface ThroughputShape {
   streams: number;
   seconds(options: BenchOptions): number;
   systems?: string[];
-  once?: boolean;
+  repeat?: Repeat;
 }
 
 export function throughput(shape: ThroughputShape): Workload {
   return {
     name: shape.name,
-    once: shape.once,
+    repeat: shape.repeat,
     appliesTo: (system) => !shape.systems || shape.systems.includes(system.name),
     seconds: (o) => shape.seconds(o) + 1,
     run: (ctx) =>

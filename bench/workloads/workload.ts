@@ -14,11 +14,21 @@ export interface WorkloadContext {
   tmpDir: string;
 }
 
+export type Repeat = 'every-round' | 'first-round' | 'once';
+
+/** Whether workload w runs in this round (1-based) and topology (index in the run's list). */
+export function scheduled(w: Workload, round: number, topologyIndex: number): boolean {
+  if (w.repeat === 'first-round') return round === 1;
+  if (w.repeat === 'once') return round === 1 && topologyIndex === 0;
+  return true;
+}
+
 export interface Workload {
   name: string;
   appliesTo(system: SystemDef): boolean;
-  /** Run only in the first round / first topology (figures that do not depend on them). */
-  once?: boolean;
+  /** Every round (default); only in round 1 (slow); or only in round 1 of the first topology
+   *  (figures that depend on neither, such as RSS and rule loading). */
+  repeat?: Repeat;
   /** Rough duration, for the progress line. */
   seconds(options: BenchOptions): number;
   run(ctx: WorkloadContext): Promise<Metrics>;
