@@ -17,12 +17,14 @@ namespace {
 
 constexpr uint32_t kSplicedEvents = EPOLLRDHUP | EPOLLET;  // never EPOLLIN: nobody reads spliced sockets
 constexpr Side kSides[] = {kClient, kUpstream};
-constexpr size_t kRelayChunk = 256 * 1024;
+// Receive window of a paused socket: small, so the passed bytes (which only
+// this engine relays) arrive at about the pace it relays them. Not smaller:
+// below a few MSS (64 KiB on loopback) the window rounds down to zero, reading
+// the psock's ingress queue sends no window update, and the sender waits for
+// zero-window probes (200 ms and more): the kernel's minimum measured 0.03 Gbit/s.
+constexpr int kPausedWindowClamp = 256 * 1024;
+constexpr size_t kRelayChunk = 2 * kPausedWindowClamp;
 constexpr int kRelayRounds = 4;  // chunks per paused direction per tick
-// A window clamp below a few MSS (64 KiB on loopback) rounds the window down to
-// zero: the sender then waits for zero-window probes (200 ms and more). The
-// kernel's minimum clamp measured 0.03 Gbit/s on loopback, 256 KiB 4.6.
-constexpr uint32_t kMinWindowClamp = 256 * 1024;
 
 // Re-runs the socket's data-ready callback (now the verdict) over bytes that
 // were queued before it entered splice_active.
@@ -125,14 +127,10 @@ void Engine::MarkPaused(Connection& c, Side src) {
   if (dir.paused || dir.shut) return;
   dir.paused = true;
   paused_++;
-  // The passed bytes close the window only once they fill the rcvbuf; a clamp
-  // makes the sender wait for this engine to catch up sooner.
   int fd = c.fd[src].get();
   socklen_t len = sizeof(dir.window_clamp);
-  if (!dir.outside_kernel && getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, &len) == 0) {
-    int clamp = static_cast<int>(std::max(c.budget_bytes, kMinWindowClamp));
-    setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &clamp, sizeof(clamp));
-  }
+  if (!dir.outside_kernel && getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, &len) == 0)
+    setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &kPausedWindowClamp, sizeof(kPausedWindowClamp));
   if (!c.ticking) {
     c.ticking = true;
     ticking_.insert(c.id);
