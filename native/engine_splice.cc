@@ -19,9 +19,9 @@ constexpr uint32_t kSplicedEvents = EPOLLRDHUP | EPOLLET;  // never EPOLLIN: nob
 constexpr Side kSides[] = {kClient, kUpstream};
 // Receive window of a paused socket: small, so the passed bytes (which only
 // this engine relays) arrive at about the pace it relays them. Not smaller:
-// below a few MSS (64 KiB on loopback) the window rounds down to zero, reading
-// the psock's ingress queue sends no window update, and the sender waits for
-// zero-window probes (200 ms and more): the kernel's minimum measured 0.03 Gbit/s.
+// below a few MSS (64 KiB on loopback) the window rounds down to zero and, as
+// measured, reopens only at the sender's zero-window probe (200 ms and more):
+// the kernel's minimum clamp gave 0.03 Gbit/s on loopback.
 constexpr int kPausedWindowClamp = 256 * 1024;
 constexpr size_t kRelayChunk = 2 * kPausedWindowClamp;
 constexpr int kRelayRounds = 4;  // chunks per paused direction per tick
