@@ -98,10 +98,10 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
   const soak = figures.filter((f) => f.workload === 'soak' && f.metric === 'gbps');
   if (soak.length) {
     out.push('## Bytes in flight over one long stream (bpfredir-splice)', '', 'Sent − received every 0.5 s; growth = mean of the last quarter minus mean of the second quarter.', '', table(
-      ['topology', 'Gbit/s', 'in flight peak MB', 'in flight growth MB', 'never delivered MB', 'MemAvailable drop peak MB', 'TCP mem peak MB'],
+      ['topology', 'system', 'Gbit/s', 'in flight peak MB', 'in flight growth MB', 'never delivered MB', 'MemAvailable drop peak MB', 'TCP mem peak MB'],
       soak.map((f) => {
         const m = (metric: string) => lookup(figures, f.topology, 'soak', f.system, metric);
-        return [f.topology, cell(f, 2), cell(m('inFlightPeakMB'), 1), cell(m('inFlightGrowthMB'), 1), cell(m('notDeliveredMB'), 1), cell(m('memDropMaxMB'), 0), cell(m('tcpMemMaxMB'), 0)];
+        return [f.topology, f.system, cell(f, 2), cell(m('inFlightPeakMB'), 1), cell(m('inFlightGrowthMB'), 1), cell(m('notDeliveredMB'), 1), cell(m('memDropMaxMB'), 0), cell(m('tcpMemMaxMB'), 0)];
       }),
     ), '');
   }

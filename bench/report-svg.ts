@@ -22,9 +22,9 @@ const PANELS: Panel[] = [
   { title: 'machine CPU-s per GB over direct (lower is better)', workload: 'tcp-1', metric: 'machineCpuOverDirect', decimals: 2, overDirect: true },
 ];
 
-const PANEL_WIDTH = 440;
-const LABEL_WIDTH = 130;
+const BAR_SPACE = 250;
 const VALUE_SPACE = 60;
+const CHAR_WIDTH = 6.2; // of an 11px sans-serif label, roughly
 const ROW = 16;
 const PANEL_GAP = 34;
 
@@ -33,26 +33,25 @@ const LEGEND = 'dark orange: bpfredir in-kernel splice · light orange: bpfredir
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function colour(system: string): string {
-  if (system.startsWith('bpfredir')) return system.endsWith('splice') ? '#d95f02' : '#fdb462';
+  if (system.startsWith('bpfredir')) return system.startsWith('bpfredir-splice') ? '#d95f02' : '#fdb462';
   return system === 'direct' ? '#999999' : '#4c78a8';
 }
 
-function panel(figures: Figure[], topology: string, systems: string[], p: Panel, x: number, y: number): string {
+function panel(figures: Figure[], topology: string, systems: string[], p: Panel, x: number, y: number, labelWidth: number): string {
   const rows = systems.map((s) => ({ system: s, f: lookup(figures, topology, p.workload, s, p.metric) }));
   const scaleMax = Math.max(1e-9, ...rows.map((r) => (r.f ? Math.max(r.f.max, r.f.median, 0) : 0)));
-  const barSpace = PANEL_WIDTH - LABEL_WIDTH - VALUE_SPACE;
-  const px = (v: number) => (Math.max(0, v) / scaleMax) * barSpace;
+  const px = (v: number) => (Math.max(0, v) / scaleMax) * BAR_SPACE;
   const parts = [`<text x="${x}" y="${y}" class="title">${escape(`${topology}: ${p.title}`)}</text>`];
   rows.forEach(({ system, f }, i) => {
     const top = y + 8 + i * ROW;
     const mid = top + ROW / 2;
-    parts.push(`<text x="${x + LABEL_WIDTH - 6}" y="${mid + 4}" class="label">${escape(system)}</text>`);
+    parts.push(`<text x="${x + labelWidth - 6}" y="${mid + 4}" class="label">${escape(system)}</text>`);
     if (!f) {
       const note = p.overDirect && system === 'direct' ? 'baseline' : 'not measured';
-      parts.push(`<text x="${x + LABEL_WIDTH + 4}" y="${mid + 4}" class="missing">${note}</text>`);
+      parts.push(`<text x="${x + labelWidth + 4}" y="${mid + 4}" class="missing">${note}</text>`);
       return;
     }
-    const x0 = x + LABEL_WIDTH;
+    const x0 = x + labelWidth;
     parts.push(`<rect x="${x0}" y="${top + 2}" width="${px(f.median).toFixed(1)}" height="${ROW - 4}" fill="${colour(system)}"/>`);
     if (f.n > 1) parts.push(`<line x1="${(x0 + px(f.min)).toFixed(1)}" x2="${(x0 + px(f.max)).toFixed(1)}" y1="${mid}" y2="${mid}" class="whisker"/>`);
     const value = f.median.toFixed(p.decimals);
@@ -62,10 +61,12 @@ function panel(figures: Figure[], topology: string, systems: string[], p: Panel,
 }
 
 export function renderSvg(figures: Figure[], topologies: string[], systems: string[], caption: string): string {
+  const labelWidth = Math.max(130, Math.ceil(Math.max(...systems.map((s) => s.length)) * CHAR_WIDTH) + 10);
+  const panelWidth = labelWidth + BAR_SPACE + VALUE_SPACE;
   const panelHeight = 8 + systems.length * ROW + PANEL_GAP;
-  const width = topologies.length * (PANEL_WIDTH + 20) + 20;
+  const width = topologies.length * (panelWidth + 20) + 20;
   const height = 56 + PANELS.length * panelHeight;
-  const body = PANELS.flatMap((p, row) => topologies.map((t, col) => panel(figures, t, systems, p, 20 + col * (PANEL_WIDTH + 20), 72 + row * panelHeight)));
+  const body = PANELS.flatMap((p, row) => topologies.map((t, col) => panel(figures, t, systems, p, 20 + col * (panelWidth + 20), 72 + row * panelHeight, labelWidth)));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">
 <style>
   .title { font-size: 12px; font-weight: bold; fill: #222; }

@@ -12,7 +12,7 @@ import { RESULTS_DIR } from './paths.js';
 import { ResultsDocument, resultsFileName, writeReports } from './report.js';
 import { ensurePackages } from './setup.js';
 import type { RunRecord } from './summary.js';
-import { SYSTEMS, SystemDef } from './systems.js';
+import { SYSTEMS, SystemDef, resolveSystem } from './systems.js';
 import { Topology, createTopology } from './topology.js';
 import { allWorkloads } from './workloads/all.js';
 import { Metrics, Workload, scheduled } from './workloads/workload.js';
@@ -31,10 +31,7 @@ function headline(metrics: Metrics): string {
 }
 
 function selectSystems(options: BenchOptions, skipped: Record<string, string>): SystemDef[] {
-  const names = options.systems ?? SYSTEMS.map((s) => s.name);
-  const unknown = names.filter((n) => !SYSTEMS.some((s) => s.name === n));
-  if (unknown.length) throw new Error(`unknown system ${unknown.join(', ')}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
-  const chosen = SYSTEMS.filter((s) => names.includes(s.name));
+  const chosen = (options.systems ?? SYSTEMS.map((s) => s.name)).map(resolveSystem);
   for (const s of chosen) {
     const why = s.unavailable();
     if (why) skipped[s.name] = why;

@@ -194,6 +194,25 @@ export const SYSTEMS: SystemDef[] = [
   socat,
 ];
 
+/**
+ * A system by name, or a bpfredir variant with its own tuning to compare side by side in one
+ * run, e.g. "bpfredir-splice:sndbuf=16MiB:budget=0".
+ */
+export function resolveSystem(spec: string): SystemDef {
+  const [name, ...settings] = spec.split(':');
+  const base = SYSTEMS.find((s) => s.name === name);
+  if (!base) throw new Error(`unknown system ${name}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
+  if (settings.length === 0) return base;
+  if (base.kind !== 'bpfredir') throw new Error(`${spec}: only bpfredir systems take settings (sndbuf=SIZE, budget=SIZE)`);
+  const tuning: Partial<BpfredirTuning> = {};
+  for (const setting of settings) {
+    const [key, value] = setting.split('=');
+    if ((key !== 'sndbuf' && key !== 'budget') || !value) throw new Error(`${spec}: '${setting}' is not sndbuf=SIZE or budget=SIZE`);
+    tuning[key] = value;
+  }
+  return { ...base, name: spec, command: (ctx) => base.command({ ...ctx, bpfredir: { ...ctx.bpfredir, ...tuning } }) };
+}
+
 /** Start a redirector for one forward and wait until it listens. */
 export async function startSystem(system: SystemDef, ctx: StartContext): Promise<RunningSystem> {
   const group = createCpuGroup(system.name);

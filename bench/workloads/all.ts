@@ -16,8 +16,8 @@ export function allWorkloads(options: BenchOptions): Workload[] {
     latency(false),
     latency(true),
     connrate,
-    // One long stream: does the kernel's in-flight memory stay bounded? (bpfredir's own path)
-    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, systems: ['bpfredir-splice'], repeat: 'first-round' }),
+    // One long stream: does the kernel's in-flight memory stay bounded? (bpfredir's own path, and its variants)
+    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, only: (s) => s.name.startsWith('bpfredir-splice'), repeat: 'first-round' }),
     idle,
     ...options.ruleSizes.map(rules),
   ];

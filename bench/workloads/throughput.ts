@@ -7,6 +7,7 @@
 import { machineBusySeconds, startMemorySampler, summarizeMemory } from '../host.js';
 import { runInNetns } from '../proc.js';
 import type { BenchOptions } from '../options.js';
+import type { SystemDef } from '../systems.js';
 import { quarterGrowth } from '../summary.js';
 import { Metrics, Repeat, Workload, withForward } from './workload.js';
 
@@ -44,7 +45,8 @@ export interface ThroughputShape {
   reverse: boolean;
   streams: number;
   seconds(options: BenchOptions): number;
-  systems?: string[];
+  /** Only for these systems (default: all). */
+  only?: (system: SystemDef) => boolean;
   repeat?: Repeat;
 }
 
@@ -52,7 +54,7 @@ export function throughput(shape: ThroughputShape): Workload {
   return {
     name: shape.name,
     repeat: shape.repeat,
-    appliesTo: (system) => !shape.systems || shape.systems.includes(system.name),
+    appliesTo: (system) => !shape.only || shape.only(system),
     seconds: (o) => shape.seconds(o) + 1,
     run: (ctx) =>
       withForward(ctx, 'iperf3', undefined, async ({ endpoint, cpuSeconds }): Promise<Metrics> => {
