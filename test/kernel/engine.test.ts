@@ -205,6 +205,33 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       }
     });
 
+    test('a listener on a busy address fails with EADDRINUSE naming the address', async (t) => {
+      if (!ready(t, datapath)) return;
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: 9 });
+      try {
+        const again = {
+          ruleId: 2,
+          bind: { host: '127.0.0.1', port: f.port },
+          dualStack: false,
+          backlog: 16,
+          targets: [{ host: '127.0.0.1', port: 9 }],
+          connectTimeoutMs: 1000,
+          idleTimeoutMs: 0,
+          datapath,
+          budgetBytes: 0,
+          sndbufBytes: 0,
+        };
+        assert.throws(() => f.engine.addListener(again), (err: NodeJS.ErrnoException) => {
+          assert.equal(err.code, 'EADDRINUSE');
+          assert.equal(err.syscall, 'bind');
+          assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${f.port}`));
+          return true;
+        });
+      } finally {
+        await f.close();
+      }
+    });
+
     test('fds return to the baseline after connections and after close()', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
