@@ -24,11 +24,13 @@ export interface BenchOptions {
   skipSetup: boolean;
   /** Free text recorded with the results (e.g. what else ran on the machine). */
   note: string;
-  /** Only re-render latest.md/latest.svg from this results file; run nothing. */
+  /** Only re-render the report from this results file; run nothing. */
   report?: string;
+  /** Report files are bench/results/<name>.md and .svg. */
+  name: string;
 }
 
-const PRESETS: Record<BenchOptions['mode'], Omit<BenchOptions, 'systems' | 'workloads' | 'topologies' | 'sndbuf' | 'budget' | 'skipSetup' | 'note'>> = {
+const PRESETS: Record<BenchOptions['mode'], Omit<BenchOptions, 'systems' | 'workloads' | 'topologies' | 'sndbuf' | 'budget' | 'skipSetup' | 'note' | 'name'>> = {
   quick: { mode: 'quick', rounds: 1, seconds: 1, latencySeconds: 1, soakSeconds: 6, idleConnections: 10_000, ruleSizes: [1, 10_000], setupConnects: 300, maxMinutes: 8 },
   full: { mode: 'full', rounds: 3, seconds: 3, latencySeconds: 1, soakSeconds: 30, idleConnections: 10_000, ruleSizes: [1, 10_000, 100_000], setupConnects: 1000, maxMinutes: 24 },
 };
@@ -45,7 +47,8 @@ export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems 
   --topology    loopback,router (both by default; router counts most)
   --sndbuf/--budget   passed to bpfredir forward
   --note        free text stored with the results (what else ran on the machine)
-  --report FILE re-render latest.md and latest.svg from a results JSON; runs nothing`;
+  --report FILE re-render the report from a results JSON; runs nothing
+  --name NAME   write bench/results/NAME.md and NAME.svg instead of latest.*`;
 
 export function parseOptions(argv: string[]): BenchOptions {
   let mode: BenchOptions['mode'] = 'quick';
@@ -97,6 +100,10 @@ export function parseOptions(argv: string[]): BenchOptions {
       case '--budget':
         overrides.budget = value();
         break;
+      case '--name':
+        overrides.name = value();
+        if (!/^[\w.-]+$/.test(overrides.name)) throw new Error(`--name ${overrides.name}: use letters, digits, '.', '-', '_'`);
+        break;
       case '--report':
         overrides.report = value();
         break;
@@ -122,6 +129,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     budget: '4MiB',
     skipSetup: false,
     note: '',
+    name: 'latest',
     ...overrides,
   };
 }

@@ -64,7 +64,7 @@ export function renderSvg(figures: Figure[], topologies: string[], systems: stri
   const labelWidth = Math.max(130, Math.ceil(Math.max(...systems.map((s) => s.length)) * CHAR_WIDTH) + 10);
   const panelWidth = labelWidth + BAR_SPACE + VALUE_SPACE;
   const panelHeight = 8 + systems.length * ROW + PANEL_GAP;
-  const width = topologies.length * (panelWidth + 20) + 20;
+  const width = Math.max(640, topologies.length * (panelWidth + 20) + 20); // room for the legend
   const height = 56 + PANELS.length * panelHeight;
   const body = PANELS.flatMap((p, row) => topologies.map((t, col) => panel(figures, t, systems, p, 20 + col * (panelWidth + 20), 72 + row * panelHeight, labelWidth)));
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif">

@@ -1,4 +1,4 @@
-/** Turns one results document (what bench/results/<stamp>.json holds) into latest.md and latest.svg. */
+/** Turns one results document (what bench/results/<stamp>.json holds) into a markdown report and a chart. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BenchOptions } from './options.js';
@@ -34,8 +34,8 @@ export interface ResultsDocument {
 
 export const resultsFileName = (startedAt: string) => `${startedAt.replace(/\.\d+Z$/, 'Z').replace(/:/g, '-')}.json`;
 
-/** Writes latest.md and latest.svg; returns the document with figures and target checks filled in. */
-export function writeReports(doc: ResultsDocument): ResultsDocument {
+/** Writes <name>.md and <name>.svg; returns the document with figures and target checks filled in. */
+export function writeReports(doc: ResultsDocument, name: string): ResultsDocument {
   const { meta, runs, errors } = doc;
   const figures = summarize(runs);
   const targets = checkTargets(figures);
@@ -47,14 +47,14 @@ export function writeReports(doc: ResultsDocument): ResultsDocument {
     ...(o.note ? [o.note] : []),
   ];
   const markdown = renderMarkdown(figures, targets, {
-    title: 'bpfredir benchmark: latest results',
+    title: `bpfredir benchmark: ${name}`,
     notes,
     systems: meta.systems,
     topologies: o.topologies,
     skipped: meta.skipped,
     errors,
   });
-  writeFileSync(join(RESULTS_DIR, 'latest.md'), markdown);
-  writeFileSync(join(RESULTS_DIR, 'latest.svg'), renderSvg(figures, o.topologies, meta.systems, `bpfredir benchmark ${meta.startedAt} (${o.mode}) — bar = median, whisker = min–max`));
+  writeFileSync(join(RESULTS_DIR, `${name}.md`), markdown);
+  writeFileSync(join(RESULTS_DIR, `${name}.svg`), renderSvg(figures, o.topologies, meta.systems, `bpfredir benchmark ${meta.startedAt} (${o.mode}) — bar = median, whisker = min–max`));
   return { ...doc, figures, targets };
 }

@@ -1,7 +1,7 @@
 /**
  * `make bench`: runs every selected system through every workload in interleaved rounds
  * (round 1 of every system, then round 2 …) in namespaces it creates and always removes, then
- * writes bench/results/<timestamp>.json, latest.md and latest.svg.
+ * writes bench/results/<timestamp>.json, latest.md and latest.svg (or --name).
  */
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
@@ -76,8 +76,8 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   if (options.report) {
     const doc = JSON.parse(readFileSync(options.report, 'utf8')) as ResultsDocument;
-    writeReports(doc);
-    process.stderr.write(`bench: wrote ${join(RESULTS_DIR, 'latest.md')} and latest.svg from ${options.report}\n`);
+    writeReports(doc, options.name);
+    process.stderr.write(`bench: wrote ${join(RESULTS_DIR, options.name)}.md and .svg from ${options.report}\n`);
     return;
   }
   if (!options.skipSetup) ensurePackages();
@@ -146,14 +146,14 @@ async function main(): Promise<void> {
   if (stoppedEarly) errors.push(`stopped after ${options.maxMinutes} min (--max-minutes); later tests were not run`);
   cleanupAll();
 
-  const final = writeReports(document());
+  const final = writeReports(document(), options.name);
   const jsonFile = writeResults(final);
   const checks = final.targets ?? [];
   const met = checks.filter((c) => c.verdict === 'met').length;
   const missed = checks.filter((c) => c.verdict === 'missed').length;
   process.stderr.write(
     `bench: ${runs.length} runs (${errors.length} problems); targets met ${met}, missed ${missed}, not measured ${checks.length - met - missed}\n` +
-      `bench: wrote ${jsonFile}, ${join(RESULTS_DIR, 'latest.md')}, ${join(RESULTS_DIR, 'latest.svg')}\n`,
+      `bench: wrote ${jsonFile}, ${join(RESULTS_DIR, options.name)}.md and .svg\n`,
   );
 }
 
