@@ -115,6 +115,7 @@ class Engine {
   void TickSpliced(Connection& c);
   Progress TickDirection(Connection& c, Side src, int* err);
   int RelayPassedBytes(Connection& c, Side src);
+  bool SenderStopped(Connection& c, Side src);
   uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
   uint64_t InFlight(const Connection& c, Side src) const;
   bool SweepSpliced(Connection& c, uint64_t now);

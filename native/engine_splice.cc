@@ -24,7 +24,9 @@ constexpr Side kSides[] = {kClient, kUpstream};
 // the kernel's minimum clamp gave 0.03 Gbit/s on loopback.
 constexpr int kPausedWindowClamp = 256 * 1024;
 constexpr size_t kRelayChunk = 2 * kPausedWindowClamp;
-constexpr int kRelayRounds = 4;  // chunks per paused direction per tick
+// Longest a paused direction waits for its sender to stop before relaying anyway
+// (a sender that trickles never fills the clamped window).
+constexpr uint32_t kMaxRelayWaitTicks = 10;
 
 // Re-runs the socket's data-ready callback (now the verdict) over bytes that
 // were queued before it entered splice_active.
@@ -192,8 +194,11 @@ int Engine::RelayPassedBytes(Connection& c, Side src) {
   int src_fd = c.fd[src].get();
   int dst_fd = c.fd[Other(src)].get();
   if (InFlight(c, src) > 0) return 0;
+  if (!SenderStopped(c, src)) return 0;
   if (scratch_.empty()) scratch_.resize(kRelayChunk);
-  for (int round = 0; round < kRelayRounds; round++) {
+  // Everything queued, in one go: a partial relay reopens the window and lets
+  // the sender in before relayed == passed (bounded by src's rcvbuf).
+  for (;;) {
     // recv, not splice(2): passed bytes sit in the psock's ingress queue,
     // which only the socket's recvmsg sees. Peek first: consuming reopens the
     // window, and the sender's next skb must already find relayed == passed.
@@ -212,6 +217,23 @@ int Engine::RelayPassedBytes(Connection& c, Side src) {
     if (sent < peeked) break;  // dst is full
   }
   return 0;
+}
+
+// Relay only once the sender has stopped: `passed` unchanged for a tick means
+// the clamped window is full. Then our consume is what reopens the window, so
+// the sender's next skb finds relayed == passed and the verdict resumes the
+// kernel path. Relaying while the sender still streams just keeps pace with it
+// and leaves the direction in user space for good (measured: 43-92 % of a
+// 2 GiB loopback transfer). EOF and a trickling sender do not wait longer than
+// kMaxRelayWaitTicks.
+bool Engine::SenderStopped(Connection& c, Side src) {
+  SplicedDirection& dir = c.dir[src];
+  conn entry{};
+  if (dir.outside_kernel || dir.eof || maps_->ReadConn(c.cookie[src], &entry) != 0) return true;
+  bool stopped = entry.passed == dir.passed_seen || ++dir.ticks_waited >= kMaxRelayWaitTicks;
+  dir.passed_seen = entry.passed;
+  if (stopped) dir.ticks_waited = 0;
+  return stopped;
 }
 
 uint64_t Engine::WrittenSinceSetup(const Connection& c, Side side) const {

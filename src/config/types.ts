@@ -50,7 +50,7 @@ export interface Config {
 
 export const DEFAULTS = {
   datapath: 'auto' as DatapathChoice,
-  budgetBytes: 4 * 2 ** 20,
+  budgetBytes: 16 * 2 ** 20,
   sndbufBytes: 4 * 2 ** 20,
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,
