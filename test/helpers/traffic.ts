@@ -164,26 +164,13 @@ export function startServer(ns: Netns | null, opts: ServerOptions): Promise<Traf
 }
 
 export function runClient(ns: Netns | null, opts: ClientOptions): Promise<ClientReport> {
-  const args = [script('tcp-client.js'), '--host', opts.host ?? '127.0.0.1', '--port', String(opts.port)];
+  const args = ['--host', opts.host ?? '127.0.0.1', '--port', String(opts.port)];
   if (opts.bytes !== undefined) args.push('--bytes', String(opts.bytes));
   if (opts.keepOpen) args.push('--keep-open');
   if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
   if (opts.timeoutMs !== undefined) args.push('--timeout-ms', String(opts.timeoutMs));
 
-  const child = spawnNode(ns, args, false);
-  const stderr = collectStderr(child);
-  let stdout = '';
-  child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    // 'close', not 'exit': stdout is complete only once the pipes are closed.
-    child.once('close', (code) => {
-      try {
-        resolve(JSON.parse(stdout) as ClientReport);
-      } catch {
-        reject(new Error(`tcp-client exited (${code}) without a report: ${stderr()}`));
-      }
-    });
-  });
+  return runScript<ClientReport>(ns, 'tcp-client.js', args);
 }
 
 /** Runs another helper script (e.g. tcp-many.js) and parses its one JSON line of output. */
@@ -193,6 +180,7 @@ export function runScript<T>(ns: Netns | null, name: string, args: string[]): Pr
   let stdout = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   return new Promise((resolve, reject) => {
+    // 'close', not 'exit': stdout is complete only once the pipes are closed.
     child.once('close', (code) => {
       try {
         resolve(JSON.parse(stdout) as T);
