@@ -24,6 +24,8 @@ struct SplicedDirection {
   bool shut = false;          // dst's write side shut: this direction is finished
   int window_clamp = 0;       // src's TCP_WINDOW_CLAMP before the pause clamped it
   uint64_t user_relayed = 0;  // bytes of src this engine wrote into dst
+  std::string batch;          // passed bytes peeked from src, being written to dst
+  size_t batch_sent = 0;      // of batch, bytes dst has taken
   uint64_t passed_seen = 0;   // conn.passed at the previous tick
   uint32_t ticks_waited = 0;  // ticks passed bytes have waited for the sender to stop
 };

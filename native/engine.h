@@ -116,6 +116,7 @@ class Engine {
   Progress TickDirection(Connection& c, Side src, int* err);
   int RelayPassedBytes(Connection& c, Side src);
   bool SenderStopped(Connection& c, Side src);
+  size_t PassedNotRelayed(const Connection& c, Side src) const;
   uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
   uint64_t InFlight(const Connection& c, Side src) const;
   bool SweepSpliced(Connection& c, uint64_t now);
@@ -140,7 +141,6 @@ class Engine {
   std::priority_queue<Deadline, std::vector<Deadline>, std::greater<Deadline>> connect_deadlines_;
   std::unordered_set<uint64_t> ticking_;
   std::vector<uint64_t> rerun_;  // relays that stopped for fairness
-  std::vector<char> scratch_;    // paused directions: bytes between recv() and send()
   std::vector<EngineEvent> pending_;
   uint64_t next_conn_id_ = 1;
   uint64_t next_sweep_ns_ = 0;
