@@ -9,6 +9,7 @@ export interface TargetCheck {
 
 const SUBJECT = 'bpfredir-splice';
 const fmt = (x: number, d = 2) => x.toFixed(d);
+const signed = (x: number, d = 1) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(d)}`;
 
 export function checkTargets(figures: Figure[]): TargetCheck[] {
   const checks: TargetCheck[] = [];
@@ -53,7 +54,7 @@ export function checkTargets(figures: Figure[]): TargetCheck[] {
     add(
       `${topology} round trip added, pinned: ≤ 10 µs and ≤ 0.5 × best peer's`,
       [added],
-      ([a]) => `+${fmt(a.median, 1)} µs; best peer ${a.bestPeer ?? '—'} ratio ${a.ratioToBestPeer !== undefined ? fmt(a.ratioToBestPeer) : '—'} ×`,
+      ([a]) => `${signed(a.median)} µs; best peer ${a.bestPeer ?? '—'} ratio ${a.ratioToBestPeer !== undefined ? fmt(a.ratioToBestPeer) : '—'} ×`,
       ([a]) => a.median <= 10 && a.ratioToBestPeer !== undefined && a.ratioToBestPeer <= 0.5,
     );
     const p99 = get(topology, 'rtt-unpinned', 'rttP99Us');
@@ -103,7 +104,7 @@ export function checkTargets(figures: Figure[]): TargetCheck[] {
   add(
     'connection setup at 100k rules: no measurable change (setup p50 over a plain connect within 5 µs of the 1-rule figure)',
     [setupSmall, setupBig],
-    ([s, b]) => `+${fmt(s.median, 1)} µs at 1 rule, +${fmt(b.median, 1)} µs at 100k`,
+    ([s, b]) => `${signed(s.median)} µs at 1 rule, ${signed(b.median)} µs at 100k`,
     ([s, b]) => b.median - s.median <= 5,
   );
   return checks;

@@ -1,19 +1,23 @@
 /**
- * Connection-setup latency: COUNT sequential connects to HOST:PORT, each timed from connect()
- * to the 'connect' event, then closed. Prints one JSON line (microseconds).
- *   node connect-latency.js HOST PORT COUNT
+ * Connection-setup latency: COUNT rounds of sequential connects, one to each TARGET per round
+ * (alternating, so drift of a busy machine hits every target alike), each timed from connect()
+ * to the 'connect' event, then closed. Prints one JSON line per target (microseconds).
+ *   node connect-latency.js COUNT HOST:PORT [HOST:PORT ...]
  */
 import { connect } from 'node:net';
 
-const [host, portText, countText] = process.argv.slice(2);
-const port = Number(portText);
+const [countText, ...targetTexts] = process.argv.slice(2);
 const count = Number(countText);
-if (!host || !(port > 0) || !(count > 0)) {
-  process.stderr.write('usage: connect-latency.js HOST PORT COUNT\n');
+const targets = targetTexts.map((t) => {
+  const at = t.lastIndexOf(':');
+  return { host: t.slice(0, at), port: Number(t.slice(at + 1)) };
+});
+if (!(count > 0) || targets.length === 0 || targets.some((t) => !t.host || !(t.port > 0))) {
+  process.stderr.write('usage: connect-latency.js COUNT HOST:PORT [HOST:PORT ...]\n');
   process.exit(2);
 }
 
-function timeOneConnect(): Promise<number | null> {
+function timeOneConnect(host: string, port: number): Promise<number | null> {
   return new Promise((resolve) => {
     const started = process.hrtime.bigint();
     const socket = connect({ host, port });
@@ -26,14 +30,19 @@ function timeOneConnect(): Promise<number | null> {
   });
 }
 
-const samples: number[] = [];
-let failed = 0;
+const samples = targets.map(() => [] as number[]);
+const failed = targets.map(() => 0);
 for (let i = 0; i < count; i++) {
-  const us = await timeOneConnect();
-  if (us === null) failed++;
-  else samples.push(us);
+  for (const [t, { host, port }] of targets.entries()) {
+    const us = await timeOneConnect(host, port);
+    if (us === null) failed[t]++;
+    else samples[t].push(us);
+  }
 }
-samples.sort((a, b) => a - b);
-const pick = (q: number) => samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? NaN;
-const avg = samples.reduce((s, x) => s + x, 0) / samples.length;
-process.stdout.write(`${JSON.stringify({ count: samples.length, failed, avgUs: avg, p50Us: pick(0.5), p99Us: pick(0.99) })}\n`);
+for (const [t, s] of samples.entries()) {
+  s.sort((a, b) => a - b);
+  const pick = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? NaN;
+  const avg = s.reduce((sum, x) => sum + x, 0) / s.length;
+  const { host, port } = targets[t];
+  process.stdout.write(`${JSON.stringify({ target: `${host}:${port}`, count: s.length, failed: failed[t], avgUs: avg, p50Us: pick(0.5), p99Us: pick(0.99) })}\n`);
+}

@@ -29,7 +29,7 @@ export interface Workload {
   /** Every round (default); only in round 1 (slow); or only in round 1 of the first topology
    *  (figures that depend on neither, such as RSS and rule loading). */
   repeat?: Repeat;
-  /** Rough duration, for the progress line. */
+  /** Rough duration in seconds, for the time plan printed at the start. */
   seconds(options: BenchOptions): number;
   run(ctx: WorkloadContext): Promise<Metrics>;
 }
