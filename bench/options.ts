@@ -19,8 +19,9 @@ export interface BenchOptions {
   systems: string[] | null; // null = all
   workloads: string[] | null; // prefixes; null = all
   topologies: TopologyKind[];
-  sndbuf: string;
-  budget: string;
+  /** bpfredir's --sndbuf / --budget; undefined = bpfredir's own default. */
+  sndbuf?: string;
+  budget?: string;
   skipSetup: boolean;
   /** Free text recorded with the results (e.g. what else ran on the machine). */
   note: string;
@@ -45,7 +46,7 @@ export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems 
                 bpfredir variants side by side: bpfredir-splice:sndbuf=16MiB:budget=0
   --workloads   name prefixes: tcp-1,tcp-1-reverse,tcp-8,rtt-unpinned,rtt-pinned,connrate,soak,idle,rules
   --topology    loopback,router (both by default; router counts most)
-  --sndbuf/--budget   passed to bpfredir forward
+  --sndbuf/--budget   passed to bpfredir forward (default: bpfredir's own defaults)
   --note        free text stored with the results (what else ran on the machine)
   --report FILE re-render the report from a results JSON; runs nothing
   --name NAME   write bench/results/NAME.md and NAME.svg instead of latest.*`;
@@ -125,8 +126,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     systems: null,
     workloads: null,
     topologies: [...TOPOLOGIES],
-    sndbuf: '4MiB',
-    budget: '4MiB',
     skipSetup: false,
     note: '',
     name: 'latest',

@@ -43,7 +43,7 @@ export function writeReports(doc: ResultsDocument, name: string): ResultsDocumen
   const notes = [
     `Run ${meta.startedAt} on ${meta.host}: kernel ${meta.kernel}, ${meta.cpus} CPUs (${meta.cpuModel ?? 'unknown'}), ${o.mode} mode, ${o.rounds} interleaved round(s); throughput and conn/s tests ${o.seconds} s, sockperf ${o.latencySeconds} s.`,
     `Load average (1 min) at start ${meta.loadAverageAtStart.toFixed(2)}, at end ${meta.loadAverageAtEnd.toFixed(2)}: anything else running on the machine makes these figures noisy.`,
-    `bpfredir forward --sndbuf ${o.sndbuf} --budget ${o.budget}. Raw runs: [${resultsFileName(meta.startedAt)}](${resultsFileName(meta.startedAt)}).`,
+    `bpfredir forward with ${o.sndbuf || o.budget ? `--sndbuf ${o.sndbuf ?? '(default)'} --budget ${o.budget ?? '(default)'}` : 'its default --sndbuf and --budget'}. Raw runs: [${resultsFileName(meta.startedAt)}](${resultsFileName(meta.startedAt)}).`,
     ...(o.note ? [o.note] : []),
   ];
   const markdown = renderMarkdown(figures, targets, {

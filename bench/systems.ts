@@ -15,9 +15,10 @@ export interface Endpoint {
   port: number;
 }
 
+/** bpfredir forward's --sndbuf / --budget; unset = bpfredir's default. */
 export interface BpfredirTuning {
-  sndbuf: string;
-  budget: string;
+  sndbuf?: string;
+  budget?: string;
 }
 
 export interface StartContext {
@@ -172,10 +173,8 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       hostPort(ctx.target),
       '--datapath',
       datapath,
-      '--sndbuf',
-      ctx.bpfredir.sndbuf,
-      '--budget',
-      ctx.bpfredir.budget,
+      ...(ctx.bpfredir.sndbuf ? ['--sndbuf', ctx.bpfredir.sndbuf] : []),
+      ...(ctx.bpfredir.budget ? ['--budget', ctx.bpfredir.budget] : []),
     ],
   };
 }
