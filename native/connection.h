@@ -23,7 +23,6 @@ struct SplicedDirection {
   bool published = false;     // an entry in the `relayed` map exists
   bool shut = false;          // dst's write side shut: this direction is finished
   int window_clamp = 0;       // src's TCP_WINDOW_CLAMP before the pause clamped it
-  int rcvbuf = 0;             // src's SO_RCVBUF before the pause shrank it (0: not shrunk)
   uint64_t user_relayed = 0;  // bytes of src this engine wrote into dst
   std::string batch;          // passed bytes peeked from src, being written to dst
   size_t batch_sent = 0;      // of batch, bytes dst has taken

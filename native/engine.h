@@ -112,8 +112,6 @@ class Engine {
   void OnPauseEvent(uint64_t cookie, bool paused);
   void MarkPaused(Connection& c, Side src);
   void MarkResumed(Connection& c, Side src);
-  void ShrinkReceiveBuffer(Connection& c, Side src);
-  void RestoreReceiveBuffer(Connection& c, Side src);
   void TickSpliced(Connection& c);
   Progress TickDirection(Connection& c, Side src, int* err);
   int RelayPassedBytes(Connection& c, Side src);

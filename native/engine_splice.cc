@@ -133,7 +133,6 @@ void Engine::MarkPaused(Connection& c, Side src) {
   socklen_t len = sizeof(dir.window_clamp);
   if (!dir.outside_kernel && getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, &len) == 0)
     setsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &kPausedWindowClamp, sizeof(kPausedWindowClamp));
-  ShrinkReceiveBuffer(c, src);
   if (!c.ticking) {
     c.ticking = true;
     ticking_.insert(c.id);
@@ -147,29 +146,6 @@ void Engine::MarkResumed(Connection& c, Side src) {
   paused_--;
   if (dir.window_clamp > 0)
     setsockopt(c.fd[src].get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, sizeof(dir.window_clamp));
-  RestoreReceiveBuffer(c, src);
-}
-
-// The clamp alone does not stop a loopback or LAN sender (256 KiB per tiny RTT
-// is still GB/s); only a full receive buffer closes the window. While paused,
-// src's rcvbuf is cut, so the sender stops after the window it was given and
-// the relay can catch up before the next skb.
-void Engine::ShrinkReceiveBuffer(Connection& c, Side src) {
-  SplicedDirection& dir = c.dir[src];
-  int fd = c.fd[src].get();
-  socklen_t len = sizeof(dir.rcvbuf);
-  if (dir.rcvbuf > 0 || dir.outside_kernel || getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &dir.rcvbuf, &len) != 0) return;
-  int small = kPausedWindowClamp / 2;  // the kernel doubles it
-  setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &small, sizeof(small));
-}
-
-void Engine::RestoreReceiveBuffer(Connection& c, Side src) {
-  SplicedDirection& dir = c.dir[src];
-  if (dir.rcvbuf <= 0) return;
-  int half = dir.rcvbuf / 2;  // getsockopt reports the doubled value
-  if (setsockopt(c.fd[src].get(), SOL_SOCKET, SO_RCVBUFFORCE, &half, sizeof(half)) != 0)
-    setsockopt(c.fd[src].get(), SOL_SOCKET, SO_RCVBUF, &half, sizeof(half));
-  dir.rcvbuf = 0;
 }
 
 void Engine::TickSpliced(Connection& c) {
