@@ -101,8 +101,8 @@ void Engine::RemoveListener(uint32_t id) {
 }
 
 EngineStats Engine::Stats() const {
-  return {listeners_open_.load(), connections_.load(), spliced_.load(),      relayed_.load(),
-          paused_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load()};
+  return {listeners_open_.load(), connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
+          pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load()};
 }
 
 void Engine::RequestStop() {

@@ -40,7 +40,7 @@ struct EngineEvent {
 };
 
 struct EngineStats {
-  uint64_t listeners, connections, spliced, relayed, paused, accepted, connect_failed, closed;
+  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed;
 };
 
 struct ListenerHandle {
@@ -155,7 +155,7 @@ class Engine {
   bool notify_scheduled_ = false;
   bool finished_ = false;
   std::atomic<uint64_t> listeners_open_{0}, connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
-      accepted_{0}, connect_failed_{0}, closed_{0};
+      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0};
 
   // Caller thread only.
   std::unordered_set<uint32_t> listener_ids_;

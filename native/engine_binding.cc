@@ -123,6 +123,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     result.Set("spliced", static_cast<double>(stats.spliced));
     result.Set("relayed", static_cast<double>(stats.relayed));
     result.Set("paused", static_cast<double>(stats.paused));
+    result.Set("pauses", static_cast<double>(stats.pauses));
     result.Set("accepted", static_cast<double>(stats.accepted));
     result.Set("connectFailed", static_cast<double>(stats.connect_failed));
     result.Set("closed", static_cast<double>(stats.closed));

@@ -129,6 +129,7 @@ void Engine::MarkPaused(Connection& c, Side src) {
   if (dir.paused || dir.shut) return;
   dir.paused = true;
   paused_++;
+  pauses_++;
   int fd = c.fd[src].get();
   socklen_t len = sizeof(dir.window_clamp);
   if (!dir.outside_kernel && getsockopt(fd, IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, &len) == 0)

@@ -99,6 +99,7 @@ export interface EngineStats {
   spliced: number; // open now on the kernel path
   relayed: number; // open now on the user-space relay
   paused: number; // directions paused by the in-flight budget now
+  pauses: number; // times a direction was paused, since start
   accepted: number; // totals since start
   connectFailed: number;
   closed: number;

@@ -317,7 +317,7 @@ async function backpressureTest(
     while (performance.now() < sampleUntil) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       maxInFlight = Math.max(maxInFlight, clientForwarded(native, f.connsFd!) - received.bytes);
-      sawPause ||= f.engine.stats().paused > 0;
+      sawPause ||= f.engine.stats().pauses > 0;
     }
     slow = false;
     await sending;
