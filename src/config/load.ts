@@ -2,6 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { BpfredirError, errnoCode } from '../errors.js';
+import { rejectSteeringLoops } from '../rules/loops.js';
 import { resolveHostnames, type HostLookup } from './resolve.js';
 import type { Config } from './types.js';
 import { validateConfig } from './validate.js';
@@ -63,5 +64,5 @@ export async function loadConfigFile(file: string, lookup?: HostLookup): Promise
   } catch (err) {
     throw new BpfredirError('ERR_BPFREDIR_CONFIG', `${file}: cannot read the config (${errnoCode(err) ?? err}); check the path given to --config`, { cause: err });
   }
-  return resolveHostnames(parseConfigText(text, file), lookup);
+  return rejectSteeringLoops(await resolveHostnames(parseConfigText(text, file), lookup));
 }
