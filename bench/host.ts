@@ -15,13 +15,13 @@ export function machineBusySeconds(): number {
   return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS_PER_SEC;
 }
 
-export function memAvailableBytes(): number {
+function memAvailableBytes(): number {
   const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return Number(m?.[1] ?? 0) * 1024;
 }
 
 /** Pages charged to TCP machine-wide (sockstat "TCP: ... mem N"), in bytes. */
-export function tcpMemoryBytes(): number {
+function tcpMemoryBytes(): number {
   const m = /^TCP:.*\bmem (\d+)/m.exec(readFileSync('/proc/net/sockstat', 'utf8'));
   return Number(m?.[1] ?? 0) * PAGE_SIZE;
 }

@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const BPFREDIR_CLI = join(REPO_ROOT, 'dist/src/cli/main.js');
 export const BPFREDIR_ADDON = join(REPO_ROOT, 'native/build/Release/bpfredir.node');
 export const BPF_OBJECT = join(REPO_ROOT, 'build/bpf/bpfredir.bpf.o');

@@ -169,7 +169,7 @@ function readStatFields(pid: number): string[] | null {
 }
 
 /** pid plus every descendant alive now. */
-export function processTree(root: number): number[] {
+function processTree(root: number): number[] {
   const children = new Map<number, number[]>();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
