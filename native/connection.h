@@ -49,6 +49,7 @@ struct Connection {
   // Spliced.
   uint64_t cookie[2] = {0, 0};
   uint64_t written_base[2] = {0, 0};  // TcpBytesWritten(fd[side]) before the splice began
+  uint64_t written_seen[2] = {0, 0};  // WrittenSinceSetup at the last idle sweep
   SplicedDirection dir[2];            // indexed by src side
   bool ticking = false;               // in the engine's 1 ms poll list
 
