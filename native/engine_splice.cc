@@ -290,8 +290,8 @@ bool Engine::SweepSpliced(Connection& c, uint64_t now) {
     if (maps_->ReadConn(c.cookie[side], &entry) != 0) continue;
     last = std::max<uint64_t>(last, entry.last_active_ns);
     // A paused direction whose sender is held back still moves bytes out of
-    // the other side: that is activity, not idleness.
-    if (c.idle_timeout_ms) {
+    // this side: that is activity, not idleness.
+    if (c.idle_timeout_ms && c.dir[Other(side)].paused) {
       uint64_t written = WrittenSinceSetup(c, side);
       if (written != c.written_seen[side]) last = now;
       c.written_seen[side] = written;
