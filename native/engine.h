@@ -117,7 +117,6 @@ class Engine {
   int RelayPassedBytes(Connection& c, Side src);
   bool SenderStopped(Connection& c, Side src);
   size_t PassedNotRelayed(const Connection& c, Side src) const;
-  bool CaughtUp(const Connection& c, Side src) const;
   void StartTicking(Connection& c);
   uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
   uint64_t InFlight(const Connection& c, Side src) const;

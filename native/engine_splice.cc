@@ -179,7 +179,7 @@ Engine::Progress Engine::TickDirection(Connection& c, Side src, int* err) {
     if (!dir.outside_kernel && maps_->ReadConn(c.cookie[src], &entry) == 0 && !(entry.flags & CONN_F_PAUSED))
       MarkResumed(c, src);
   }
-  if (!dir.eof) return dir.paused && !CaughtUp(c, src) ? Progress::kWaiting : Progress::kDone;
+  if (!dir.eof) return dir.paused ? Progress::kWaiting : Progress::kDone;
   // bytes_received counts the FIN as one byte.
   if (TcpBytesReceived(c.fd[src].get()) > WrittenSinceSetup(c, dst) + 1) return Progress::kWaiting;
   // Only now: an early SHUT_WR would make the psock sender drop what is left (EPIPE).
@@ -188,14 +188,6 @@ Engine::Progress Engine::TickDirection(Connection& c, Side src, int* err) {
   dir.paused = false;
   dir.shut = true;
   return Progress::kDone;
-}
-
-// Paused, but nothing left to do until the sender's next skb, which resumes
-// the kernel path (EVENT_RESUMED) or is passed again (the once-a-second sweep
-// sees it): no need to poll a quiet connection every millisecond.
-bool Engine::CaughtUp(const Connection& c, Side src) const {
-  const SplicedDirection& dir = c.dir[src];
-  return !dir.outside_kernel && dir.batch.empty() && PassedNotRelayed(c, src) == 0 && InFlight(c, src) == 0;
 }
 
 // Paused: the verdict leaves src's bytes in src's ingress queue, where they
@@ -296,10 +288,7 @@ bool Engine::SweepSpliced(Connection& c, uint64_t now) {
       if (written != c.written_seen[side]) last = now;
       c.written_seen[side] = written;
     }
-    if (entry.flags & CONN_F_PAUSED) {
-      MarkPaused(c, side);
-      if (!CaughtUp(c, side)) StartTicking(c);
-    }
+    if (entry.flags & CONN_F_PAUSED) MarkPaused(c, side);
   }
   return c.idle_timeout_ms && now > last && now - last > c.idle_timeout_ms * 1000000ull;
 }
