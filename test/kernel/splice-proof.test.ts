@@ -90,8 +90,8 @@ describe('in-kernel splice', { skip }, () => {
     );
   });
 
-  test('with the default budget every byte still arrives and is counted', { timeout: 120_000 }, async (t) => {
-    const budgeted = await transfer('splice, default budget', ['--datapath', 'splice'], report(t));
+  test('with a budget every byte still arrives and is counted', { timeout: 120_000 }, async (t) => {
+    const budgeted = await transfer('splice, 16 MiB budget', ['--datapath', 'splice', '--budget', '16MiB'], report(t));
     const { bytesToUpstream, bytesPassed } = budgeted.stats!;
     assert.equal(bytesToUpstream, BigInt(GiB), 'BPF counter = bytes transferred, paused or not');
     assert.ok(bytesPassed < bytesToUpstream);
