@@ -3,6 +3,8 @@
 // idle check and teardown. The kernel facts behind each step are in
 // docs/ARCHITECTURE.md ("Data path") and KERNEL-NOTES.
 #include <errno.h>
+
+#include <algorithm>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -24,6 +26,7 @@ constexpr Side kSides[] = {kClient, kUpstream};
 // the kernel's minimum clamp gave 0.03 Gbit/s on loopback.
 constexpr int kPausedWindowClamp = 256 * 1024;
 constexpr size_t kRelayChunk = 2 * kPausedWindowClamp;
+constexpr size_t kMaxRelayBatch = 64 << 20;  // bytes of one paused direction held in user space
 // Longest a paused direction waits for its sender to stop before relaying anyway
 // (a sender that trickles never fills the clamped window).
 constexpr uint32_t kMaxRelayWaitTicks = 10;
@@ -204,7 +207,9 @@ int Engine::RelayPassedBytes(Connection& c, Side src) {
   int dst_fd = c.fd[Other(src)].get();
   if (dir.batch.empty()) {
     if (InFlight(c, src) > 0 || !SenderStopped(c, src)) return 0;
-    size_t want = PassedNotRelayed(c, src);
+    // Capped: a peer that stalls with a full backlog (docs/ARCHITECTURE.md,
+    // "Known bug") can leave far more passed than user space should hold.
+    size_t want = std::min(PassedNotRelayed(c, src), kMaxRelayBatch);
     if (want == 0) return 0;
     dir.batch.resize(want);
     ssize_t peeked = recv(src_fd, dir.batch.data(), want, MSG_DONTWAIT | MSG_PEEK);
