@@ -246,6 +246,40 @@ static __always_inline void notify(struct conn *c, __u64 cookie, __u32 type)
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Pause only while nothing is in flight towards this socket. Passed bytes
+ * are charged to the rcvbuf (closing the sender's window) only when they go
+ * straight to the receive queue; when the psock backlog already holds the
+ * peer's bytes on their way out of this socket they queue behind them,
+ * uncharged, and the window stays open. Measured in a 1 GiB echo with a
+ * 4 MiB budget: 868 MB charged at once when the backlog drained, TCP then
+ * dropped the client's ACKs, and the two relays waited on each other. With
+ * this rule the peer can pause only once our queue towards it is empty,
+ * which is what our relay waits for, so two pauses never wait on each other. */
+static __always_inline int inbound_idle(struct conn *c)
+{
+	struct conn *peer = bpf_map_lookup_elem(&conns, &c->peer_cookie);
+
+	return !peer || in_flight(peer, relayed_by_user(c->peer_cookie)) <= 0;
+}
+
+/* Paused: bytes go to this socket's receive path, charged to its rcvbuf, so
+ * the sender's window closes; user space relays them. */
+static __always_inline int pass_to_self(struct conn *c, struct rule_stats *st, __u32 len)
+{
+	c->passed += len;
+	if (st)
+		st->bytes_passed += len;
+	return SK_PASS;
+}
+
+static __always_inline void pause(struct conn *c, struct rule_stats *st, __u64 cookie)
+{
+	c->flags |= CONN_F_PAUSED;
+	if (st)
+		st->paused++;
+	notify(c, cookie, EVENT_PAUSED);
+}
+
 SEC("sk_skb")
 int splice_verdict(struct __sk_buff *skb)
 {
@@ -281,14 +315,8 @@ int splice_verdict(struct __sk_buff *skb)
 	if (c->flags & CONN_F_PAUSED) {
 		/* Resume only when user space holds none of our bytes (order) and
 		 * the queue towards the peer has drained to half the budget. */
-		if (user != c->passed || in_flight(c, user) > c->budget / 2) {
-			c->passed += len;
-			if (st)
-				st->bytes_passed += len;
-			/* Paused: bytes go to this socket's receive path, charged to its
-			 * rcvbuf, so the sender's window closes; user space relays them. */
-			return SK_PASS;
-		}
+		if (user != c->passed || in_flight(c, user) > c->budget / 2)
+			return pass_to_self(c, st, len);
 		c->flags &= ~CONN_F_PAUSED;
 		notify(c, cookie, EVENT_RESUMED);
 	}
@@ -300,12 +328,8 @@ int splice_verdict(struct __sk_buff *skb)
 		return SK_PASS;
 	}
 	c->redirected += len;
-	if (c->budget && in_flight(c, user) > c->budget) {
-		c->flags |= CONN_F_PAUSED;
-		if (st)
-			st->paused++;
-		notify(c, cookie, EVENT_PAUSED);
-	}
+	if (c->budget && in_flight(c, user) > c->budget && inbound_idle(c))
+		pause(c, st, cookie);
 	/* Redirect set up above: the kernel queues the bytes for the peer's egress. */
 	return SK_PASS;
 }

@@ -23,7 +23,7 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .positional('target', { type: 'string', demandOption: true, describe: 'host:port to forward to, e.g. 127.0.0.1:9000' })
       .option('idle-timeout', { type: 'string', describe: 'close connections idle this long, e.g. 30s (default 0: never)' })
       .option('connect-timeout', { type: 'string', describe: 'give up connecting upstream after, e.g. 5s (default 5s)' })
-      .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, e.g. 4MiB (0: unlimited)' })
+      .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, default 4MiB (0: unlimited)' })
       .option('sndbuf', { type: 'string', describe: 'SO_SNDBUF of spliced sockets, e.g. 4MiB (0: autotune)' })
       .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel'),
   handler: async (args) => {

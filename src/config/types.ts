@@ -50,9 +50,8 @@ export interface Config {
 
 export const DEFAULTS = {
   datapath: 'auto' as DatapathChoice,
-  // 0 = unlimited: with a budget, two directions that both pause can deadlock
-  // on the psock backlog they share (docs/ARCHITECTURE.md, "Known weakness").
-  budgetBytes: 0,
+  // "A few MiB" bounds the kernel queue per direction; 0 = unlimited.
+  budgetBytes: 4 * 2 ** 20,
   sndbufBytes: 4 * 2 ** 20,
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,

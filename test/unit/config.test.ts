@@ -26,7 +26,7 @@ const oneRule = (...lines: string[]) => ['rules:', '  - name: web', ...lines.map
 test('the example config is valid and has defaults filled in', () => {
   const config = parseConfigText(readFileSync('deploy/example.yaml', 'utf8'), 'deploy/example.yaml');
   assert.equal(config.datapath, 'auto');
-  assert.equal(config.budgetBytes, 0);
+  assert.equal(config.budgetBytes, 4 * 2 ** 20);
   assert.deepEqual(
     config.rules.map((r) => [r.name, r.kind]),
     [
