@@ -31,3 +31,20 @@ test('rejectSteeringLoops throws a config error listing every loop', () => {
   const looping = config('  - {name: wide, destination: "::/0", ports: any, target: "[::1]:9000"}\n');
   assert.throws(() => rejectSteeringLoops(looping), { code: 'ERR_BPFREDIR_CONFIG', message: /target \[::1\]:9000 is steered by rule 'wide'/ });
 });
+
+test('the steerer named is the one the kernel would pick: longest prefix, then narrower ports, then earlier rule', () => {
+  const steererOf = (rules: string) => /steered by rule '([^']+)'/.exec(steeringLoops(config(rules)).at(-1) ?? '')?.[1];
+  const target = '  - {name: web, listen: "127.0.0.1:8080", target: "127.0.0.9:80"}\n';
+  assert.equal(
+    steererOf('  - {name: wide, destination: 127.0.0.0/8, ports: 80, target: "10.0.0.1:1"}\n  - {name: narrow, destination: 127.0.0.0/24, ports: any, target: "10.0.0.1:1"}\n' + target),
+    'narrow',
+  );
+  assert.equal(
+    steererOf('  - {name: any, destination: 127.0.0.0/24, ports: any, target: "10.0.0.1:1"}\n  - {name: some, destination: 127.0.0.0/24, ports: 70-90, target: "10.0.0.1:1"}\n' + target),
+    'some',
+  );
+  assert.equal(
+    steererOf('  - {name: first, destination: 127.0.0.0/24, ports: 70-90, target: "10.0.0.1:1"}\n  - {name: second, destination: 127.0.0.0/24, ports: 75-95, target: "10.0.0.1:1"}\n' + target),
+    'first',
+  );
+});
