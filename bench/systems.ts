@@ -173,6 +173,9 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       hostPort(ctx.target),
       '--datapath',
       datapath,
+      // No per-connection log lines, like the peers here (none has an access log configured).
+      '--log-level',
+      'warn',
       ...(ctx.bpfredir.sndbuf ? ['--sndbuf', ctx.bpfredir.sndbuf] : []),
       ...(ctx.bpfredir.budget ? ['--budget', ctx.bpfredir.budget] : []),
     ],

@@ -40,7 +40,8 @@ void AddToEpoll(int epoll_fd, int fd, uint32_t events, uint64_t data) {
 
 }  // namespace
 
-Engine::Engine(const SpliceMapFds* maps, std::function<void()> notify) : notify_(std::move(notify)) {
+Engine::Engine(const SpliceMapFds* maps, bool connection_events, std::function<void()> notify)
+    : notify_(std::move(notify)), connection_events_(connection_events) {
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) ThrowSysError(errno, "epoll_create1", "engine");
   wakeup_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
@@ -347,14 +348,13 @@ void Engine::OnConnectDone(Connection& c) {
   if (err) return FailConnect(c, err, nullptr);
   c.connected_ns = MonotonicNs();
   std::string why_not;
-  if (c.want_splice && StartSplice(c, &why_not)) {
+  bool spliced = c.want_splice && StartSplice(c, &why_not);
+  if (connection_events_) {
     EngineEvent event = NewEvent("connected", c);
-    event.datapath = "splice";
-    return Emit(std::move(event));
+    event.datapath = spliced ? "splice" : "userspace";
+    Emit(std::move(event));
   }
-  EngineEvent event = NewEvent("connected", c);
-  event.datapath = "userspace";
-  Emit(std::move(event));
+  if (spliced) return;
   if (c.want_splice) {
     EngineEvent fallback = NewEvent("fallback", c);
     fallback.datapath = "userspace";
@@ -428,15 +428,17 @@ void Engine::Emit(EngineEvent event) { pending_.push_back(std::move(event)); }
 
 void Engine::Finish(Connection& c, const char* reason, bool reset, uint64_t to_upstream, uint64_t to_client,
                     int err) {
-  EngineEvent event = NewEvent("closed", c);
-  if (c.state != ConnState::kConnecting) event.datapath = c.state == ConnState::kSpliced ? "splice" : "userspace";
-  event.reason = reason;
-  event.has_bytes = true;
-  event.bytes_to_upstream = to_upstream;
-  event.bytes_to_client = to_client;
-  event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
-  if (err) event.code = ErrnoName(err);
-  Emit(std::move(event));
+  if (connection_events_) {
+    EngineEvent event = NewEvent("closed", c);
+    if (c.state != ConnState::kConnecting) event.datapath = c.state == ConnState::kSpliced ? "splice" : "userspace";
+    event.reason = reason;
+    event.has_bytes = true;
+    event.bytes_to_upstream = to_upstream;
+    event.bytes_to_client = to_client;
+    event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
+    if (err) event.code = ErrnoName(err);
+    Emit(std::move(event));
+  }
   if (reset) {
     linger rst{1, 0};
     for (UniqueFd& fd : c.fd) setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));

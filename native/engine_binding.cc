@@ -75,9 +75,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::TypeError::New(env, "options.onEvents must be a function");
     SpliceMapFds fds{};
     bool has_maps = ParseMapFds(options, &fds);
+    Napi::Value events = options.Get("connectionEvents");
+    if (!events.IsUndefined() && !events.IsBoolean())
+      throw Napi::TypeError::New(env, "options.connectionEvents must be a boolean");
+    bool connection_events = events.IsUndefined() || events.As<Napi::Boolean>().Value();
     tsfn_ = Tsfn::New(env, options.Get("onEvents").As<Napi::Function>(), "bpfredir engine events", 0, 1, this);
     try {
-      engine_ = std::make_unique<Engine>(has_maps ? &fds : nullptr, [this] { tsfn_.NonBlockingCall(); });
+      engine_ = std::make_unique<Engine>(has_maps ? &fds : nullptr, connection_events, [this] { tsfn_.NonBlockingCall(); });
     } catch (const SysError& e) {
       tsfn_.Release();
       throw ToJsError(env, e);

@@ -38,6 +38,9 @@ const LISTEN_BACKLOG = 4096;
 
 export interface DaemonOptions {
   logger?: Logger;
+  /** false when per-connection lines would be dropped anyway (--log-level warn): the engine
+   *  then skips those events altogether. Default true. */
+  connectionEvents?: boolean;
   /** Overrides config.datapath (the --datapath flag). */
   datapath?: DatapathChoice;
   objectPath?: string;
@@ -202,6 +205,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
               relayed: object.mapFd(MAPS.relayed),
             }
           : undefined,
+      connectionEvents: options.connectionEvents ?? true,
       onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, ruleNames)),
     });
     undo.push('close engine', () => engine.close());

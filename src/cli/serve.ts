@@ -33,7 +33,7 @@ export async function serve(config: Config, args: ServeArgs): Promise<void> {
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
   const stopped = untilSignal(); // listen before starting: a signal during start still stops us
   for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
-  const daemon = await startDaemon(config, { logger, datapath: args.datapath });
+  const daemon = await startDaemon(config, { logger, datapath: args.datapath, connectionEvents: args['log-level'] === 'info' });
   process.stdout.write(`${startupLine(daemon)}\n`);
   const signal = await stopped;
   logger.info('stopping', { signal });

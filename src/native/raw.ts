@@ -109,6 +109,8 @@ export interface EngineOptions {
   /** Map fds for the kernel splice path; omit for a user-space-only engine.
    *  `relayed` is required for listeners with budgetBytes > 0 (addListener throws EINVAL otherwise). */
   maps?: { conns: number; spliceHold: number; spliceActive: number; events: number; relayed?: number };
+  /** false: no 'connected'/'closed' events, when nothing would log them (default true). */
+  connectionEvents?: boolean;
   /** Called on the JS thread with batches of events. */
   onEvents: (events: EngineEvent[]) => void;
 }

@@ -35,6 +35,7 @@ export async function startEngine(
   datapath: 'splice' | 'userspace',
   target: SocketAddress,
   overrides: Partial<ListenerOptions> = {},
+  connectionEvents = true,
 ): Promise<EngineFixture> {
   const native = loadNative();
   let object: RawBpfObject | undefined;
@@ -54,6 +55,7 @@ export async function startEngine(
   const waiters = new Set<() => void>();
   const engine = new native.Engine({
     maps,
+    connectionEvents,
     onEvents: (batch) => {
       events.push(...batch);
       for (const wake of waiters) wake();

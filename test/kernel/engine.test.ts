@@ -89,6 +89,22 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       });
     });
 
+    test('connectionEvents: false skips connected/closed events; the stats still count', async (t) => {
+      if (!ready(t, datapath)) return;
+      const server = await startServer(null, { mode: 'echo' });
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, {}, false);
+      try {
+        for (let i = 0; i < 3; i++) assertIntactEcho(await runClient(null, { port: f.port, bytes: 4096, timeoutMs: 5000 }), 4096);
+        const deadline = Date.now() + 5000;
+        while (f.engine.stats().closed < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(f.engine.stats().closed, 3);
+        assert.deepEqual(f.events.filter((e) => e.type === 'connected' || e.type === 'closed'), []);
+      } finally {
+        await f.close();
+        await server.stop();
+      }
+    });
+
     test('a client that sends first and waits for the reply does not stall', async (t) => {
       if (!ready(t, datapath)) return;
       await withProxy(datapath, 'echo', {}, {}, async (f) => {
