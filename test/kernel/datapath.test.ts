@@ -119,6 +119,8 @@ for (const datapath of ['splice', 'userspace'] as const) {
       assert.equal(fds, fdsAtStart);
     });
 
+    // With the default 4 MiB budget: an echo moves bulk both ways at once, the case where two
+    // paused directions once waited on each other (docs/ARCHITECTURE.md, data path item 3).
     test('forward one-liner: 1 GiB each way, sha256 equal on both ends', { timeout: 240_000 }, async () => {
       const fwd = await startBpfredir(ns, ['forward', '127.0.0.1:8100', `127.0.0.1:${servers.echo!.port}`, '--datapath', datapath]);
       try {
