@@ -43,3 +43,15 @@ test('prefixes: errors say how to fix', () => {
   assert.equal(parsePrefix('nope/8'), "'nope' is not an IP address");
   assert.equal(parsePrefix('1.2.3.4/8/9'), "'1.2.3.4/8/9' is not an address or prefix");
 });
+
+test('prefixes: the IPv4 fast path gives the same bytes as the kernel key expects, and leaves odd input to the errors', () => {
+  const p = parsePrefix('192.168.1.0/24') as Prefix;
+  assert.deepEqual([...p.addr], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 192, 168, 1, 0]);
+  assert.equal(p.len, 120);
+  assert.deepEqual((parsePrefix('255.255.255.255') as Prefix).addr, addressBytes('255.255.255.255'));
+  assert.equal(parsePrefix('1.2.3.256'), "'1.2.3.256' is not an IP address");
+  assert.equal(parsePrefix('01.2.3.4'), "'01.2.3.4' is not an IP address");
+  assert.equal(parsePrefix('10.0.0.0/99'), "'10.0.0.0/99' has a bad prefix length (0-32 for IPv4)");
+  assert.equal(formatPrefix(parsePrefix('10.0.0.128/25') as Prefix), '10.0.0.128/25');
+  assert.equal(parsePrefix('10.0.0.129/25'), "'10.0.0.129/25' has bits set past /25; write 10.0.0.128/25");
+});
