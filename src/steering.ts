@@ -10,7 +10,7 @@
  * reload of 100k bindings from re-reading every entry.
  */
 import { BIND_KEY_SIZE, BIND_VALUE_SIZE, encodeBindKey, encodeBindValue, encodeSettings, encodeU32Key } from './abi.js';
-import { bySpecificity, type Binding, type CompiledBindings } from './rules/compile.js';
+import { bySpecificity, type CompiledBindings } from './rules/compile.js';
 import type { RawBinding } from './native/index.js';
 
 export type MapOps = Pick<RawBinding, 'mapKeys' | 'mapLookup' | 'mapUpdateMany' | 'mapDelete' | 'mapUpdate'>;
@@ -56,30 +56,33 @@ export class Steering {
 
   apply(compiled: CompiledBindings): SteeringChanges {
     const current = this.written ?? this.readKernel();
+    // Encoded once into two flat buffers, most specific first (the safe order to add in):
+    // per-entry buffers cost ~0.1 s at 100k entries.
+    const sorted = [...compiled.bindings].sort(bySpecificity);
+    const keys = Buffer.alloc(sorted.length * BIND_KEY_SIZE);
+    const values = Buffer.alloc(sorted.length * BIND_VALUE_SIZE);
     const desired: Entries = new Map();
-    const toWrite: Binding[] = [];
+    const toWrite: number[] = [];
     let changed = 0;
-    for (const binding of compiled.bindings) {
-      const key = encodeBindKey(binding).toString('latin1');
-      const value = encodeBindValue(binding);
+    sorted.forEach((binding, i) => {
+      encodeBindKey(binding, keys, i * BIND_KEY_SIZE);
+      encodeBindValue(binding, values, i * BIND_VALUE_SIZE);
+      const key = keys.toString('latin1', i * BIND_KEY_SIZE, (i + 1) * BIND_KEY_SIZE);
+      const value = values.subarray(i * BIND_VALUE_SIZE, (i + 1) * BIND_VALUE_SIZE);
       desired.set(key, value);
       const old = current.get(key);
-      if (old?.equals(value)) continue;
+      if (old?.equals(value)) return;
       if (old) changed++;
-      toWrite.push(binding);
-    }
+      toWrite.push(i);
+    });
     const stale = [...current.keys()].filter((k) => !desired.has(k)).map((k) => Buffer.from(k, 'latin1'));
 
     this.written = undefined; // until this apply completes, only the kernel knows what is there
-    toWrite.sort(bySpecificity);
     if (toWrite.length) {
-      const keys = Buffer.alloc(toWrite.length * BIND_KEY_SIZE);
-      const values = Buffer.alloc(toWrite.length * BIND_VALUE_SIZE);
-      toWrite.forEach((b, i) => {
-        encodeBindKey(b, keys, i * BIND_KEY_SIZE);
-        encodeBindValue(b, values, i * BIND_VALUE_SIZE);
-      });
-      this.ops.mapUpdateMany(this.maps.bindings, keys, values, BIND_KEY_SIZE, BIND_VALUE_SIZE);
+      const all = toWrite.length === sorted.length;
+      const pick = (flat: Buffer, size: number) =>
+        all ? flat : Buffer.concat(toWrite.map((i) => flat.subarray(i * size, (i + 1) * size)));
+      this.ops.mapUpdateMany(this.maps.bindings, pick(keys, BIND_KEY_SIZE), pick(values, BIND_VALUE_SIZE), BIND_KEY_SIZE, BIND_VALUE_SIZE);
     }
     for (const key of stale.sort(byGenerality)) this.ops.mapDelete(this.maps.bindings, key);
     this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask));
