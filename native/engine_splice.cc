@@ -58,8 +58,12 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
   }
   if (c.sndbuf_bytes) {
     // A bigger send buffer keeps the psock sender clear of the 1-jiffy retry cliff.
+    // FORCE: plain SO_SNDBUF is capped at net.core.wmem_max (4 MiB here), which
+    // silently turned `sndbuf: 16MiB` into 8 MiB. Without CAP_NET_ADMIN: capped.
     int size = static_cast<int>(c.sndbuf_bytes);
-    for (Side side : kSides) setsockopt(c.fd[side].get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    for (Side side : kSides)
+      if (setsockopt(c.fd[side].get(), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
+        setsockopt(c.fd[side].get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
   }
   for (Side side : kSides) c.written_base[side] = TcpBytesWritten(c.fd[side].get());
 

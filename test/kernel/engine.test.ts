@@ -89,6 +89,28 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       });
     });
 
+    if (datapath === 'splice') {
+      test('sndbufBytes is applied in full, above net.core.wmem_max (SO_SNDBUFFORCE)', async (t) => {
+        if (!ready(t, datapath)) return;
+        const wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8'));
+        const sndbuf = Math.max(16 * MiB, 2 * wmemMax);
+        const server = await startServer(null, { mode: 'echo' });
+        const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, { sndbufBytes: sndbuf });
+        const client = net.connect(f.port, '127.0.0.1');
+        try {
+          await f.waitFor((e) => e.type === 'connected');
+          const ss = spawnSync('ss', ['-tnmH', 'state', 'established', `( dport = :${server.port} )`], { encoding: 'utf8' });
+          const tb = Number(/tb(\d+)/.exec(ss.stdout)?.[1]);
+          // The kernel doubles what setsockopt asks for (bookkeeping overhead).
+          assert.ok(tb >= sndbuf, `upstream socket sndbuf ${tb} < ${sndbuf} (wmem_max ${wmemMax}): ${ss.stdout.trim()}`);
+        } finally {
+          client.destroy();
+          await f.close();
+          await server.stop();
+        }
+      });
+    }
+
     test('connectionEvents: false skips connected/closed events; the stats still count', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
