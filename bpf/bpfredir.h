@@ -86,8 +86,10 @@ enum conn_flags {
  * window closes) and counts them in `passed`; user space moves exactly those
  * bytes to the peer once `in_flight` is 0 and publishes its total in the
  * `relayed` map. The verdict resumes redirecting only when relayed == passed.
+ * A direction pauses only while nothing is in flight towards its own socket,
+ * so its passed bytes are never queued (uncharged) behind the peer's.
  * To let user space catch up, it clamps the socket's receive window
- * (TCP_WINDOW_CLAMP, minimum) on EVENT_PAUSED and lifts the clamp on
+ * (TCP_WINDOW_CLAMP, 256 KiB) on EVENT_PAUSED and lifts the clamp on
  * EVENT_RESUMED; otherwise new bytes keep arriving as fast as it relays them.
  */
 struct conn {

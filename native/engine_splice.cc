@@ -211,8 +211,9 @@ int Engine::RelayPassedBytes(Connection& c, Side src) {
   int dst_fd = c.fd[Other(src)].get();
   if (dir.batch.empty()) {
     if (InFlight(c, src) > 0 || !SenderStopped(c, src)) return 0;
-    // Capped: a peer that stalls with a full backlog (docs/ARCHITECTURE.md,
-    // "Known bug") can leave far more passed than user space should hold.
+    // Capped: passed bytes stuck behind a stalled backlog are charged all at
+    // once (docs/ARCHITECTURE.md, "Pause only while nothing flows in"), far
+    // more than user space should hold.
     size_t want = std::min(PassedNotRelayed(c, src), kMaxRelayBatch);
     if (want == 0) return 0;
     dir.batch.resize(want);
