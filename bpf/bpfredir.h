@@ -102,7 +102,8 @@ struct conn {
 	__u32 peer_write_base; /* peer write_seq before this side's first redirect */
 	__u8 side;             /* enum conn_side */
 	__u8 flags;            /* enum conn_flags */
-	__u16 reserved;
+	__u8 engine;           /* engine thread that owns the connection (user space only) */
+	__u8 reserved;
 };
 
 /* events: RINGBUF records, kernel → native engine. */

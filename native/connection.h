@@ -5,6 +5,7 @@
 #include <string>
 
 #include "relay.h"
+#include "sock_address.h"
 #include "unique_fd.h"
 
 // Indexes into Connection::fd; equal to enum conn_side in bpfredir.h.
@@ -35,13 +36,11 @@ struct Connection {
   uint32_t rule_id = 0;
   uint32_t idle_timeout_ms = 0;
   uint32_t budget_bytes = 0;
-  uint32_t sndbuf_bytes = 0;
   bool want_splice = false;
   ConnState state = ConnState::kConnecting;
   UniqueFd fd[2];
-  std::string client;
-  std::string original_dst;
-  std::string upstream;
+  SockAddress client;
+  SockAddress upstream;
   uint64_t accepted_ns = 0;
   uint64_t connected_ns = 0;
   uint64_t last_activity_ns = 0;  // relayed connections only; the kernel stamps spliced ones

@@ -40,15 +40,16 @@ void AddToEpoll(int epoll_fd, int fd, uint32_t events, uint64_t data) {
 
 }  // namespace
 
-Engine::Engine(const SpliceMapFds* maps, bool connection_events, std::function<void()> notify)
-    : notify_(std::move(notify)), connection_events_(connection_events) {
+Engine::Engine(const SpliceMapFds* maps, EngineSlot slot, bool connection_events, std::function<void()> notify)
+    : slot_(std::move(slot)), notify_(std::move(notify)), connection_events_(connection_events) {
+  next_conn_id_ = slot_.index + 1;  // ids stay unique across the group: index + k * count
   epoll_.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!epoll_) ThrowSysError(errno, "epoll_create1", "engine");
   wakeup_.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wakeup_) ThrowSysError(errno, "eventfd", "engine");
   AddToEpoll(epoll_.get(), wakeup_.get(), EPOLLIN, Key(0, kTagWakeup));
-  if (maps) {
-    maps_.emplace(*maps);
+  if (maps) maps_.emplace(*maps);
+  if (maps && slot_.index == 0) {
     pause_events_ = std::make_unique<PauseEvents>(
         maps->events, [this](uint64_t cookie, bool paused) { OnPauseEvent(cookie, paused); });
     AddToEpoll(epoll_.get(), pause_events_->epoll_fd(), EPOLLIN, Key(0, kTagPauseEvents));
@@ -63,26 +64,18 @@ Engine::~Engine() {
 
 // ---- caller thread -------------------------------------------------------
 
-ListenerHandle Engine::AddListener(ListenerConfig config) {
-  if (stop_requested_) ThrowSysError(EBADF, "addListener", "the engine is closed; create a new Engine");
-  if (maps_ && !maps_->has_relayed() && config.datapath == Datapath::kSplice && config.budget_bytes)
-    ThrowSysError(EINVAL, "addListener", "budgetBytes needs options.maps.relayed, the fd of the `relayed` map");
-  auto fd = std::make_shared<UniqueFd>(OpenListenerSocket(config));
-  ListenerHandle handle{next_listener_id_++, fd->get(), BoundPort(fd->get())};
-  listener_ids_.insert(handle.id);
-  listeners_open_++;
+void Engine::AddListener(uint32_t id, ListenerConfig config, UniqueFd fd) {
   auto shared_config = std::make_shared<ListenerConfig>(std::move(config));
-  Post([this, id = handle.id, fd, shared_config] {
+  auto shared_fd = std::make_shared<UniqueFd>(std::move(fd));
+  Post([this, id, shared_fd, shared_config] {
     Listener& listener = listeners_[id];
     listener.config = std::move(*shared_config);
-    listener.fd = std::move(*fd);
+    listener.fd = std::move(*shared_fd);
     AddToEpoll(epoll_.get(), listener.fd.get(), EPOLLIN, Key(id, kTagListener));
   });
-  return handle;
 }
 
 void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
-  if (!listener_ids_.count(id)) ThrowSysError(ENOENT, "updateListener", "no listener with id " + std::to_string(id));
   auto shared_update = std::make_shared<ListenerUpdate>(std::move(update));
   Post([this, id, shared_update] {
     auto it = listeners_.find(id);
@@ -95,14 +88,16 @@ void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
 }
 
 void Engine::RemoveListener(uint32_t id) {
-  if (!listener_ids_.erase(id)) ThrowSysError(ENOENT, "removeListener", "no listener with id " + std::to_string(id));
-  listeners_open_--;
   // Closing the fd takes it out of epoll; accepted connections are untouched.
   Post([this, id] { listeners_.erase(id); });
 }
 
+void Engine::PostPauseEvent(uint64_t cookie, bool paused) {
+  Post([this, cookie, paused] { OnPauseEvent(cookie, paused); });
+}
+
 EngineStats Engine::Stats() const {
-  return {listeners_open_.load(), connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
+  return {0,                      connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
           pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load()};
 }
 
@@ -283,11 +278,11 @@ void Engine::SweepIdle(uint64_t now) {
 
 void Engine::AcceptAll(Listener& listener) {
   for (int i = 0; i < kAcceptBurst; i++) {
-    sockaddr_storage peer;
-    socklen_t len = sizeof(peer);
-    int fd = accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    SockAddress peer;
+    peer.len = sizeof(peer.storage);
+    int fd = accept4(listener.fd.get(), reinterpret_cast<sockaddr*>(&peer.storage), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
-      StartConnection(listener, UniqueFd(fd), reinterpret_cast<sockaddr*>(&peer));
+      StartConnection(listener, UniqueFd(fd), peer);
       continue;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) return;
@@ -308,26 +303,22 @@ void Engine::AcceptAll(Listener& listener) {
   }
 }
 
-void Engine::StartConnection(const Listener& listener, UniqueFd client, const sockaddr* peer) {
+void Engine::StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer) {
   const ListenerConfig& config = listener.config;
   auto owned = std::make_unique<Connection>();
   Connection& c = *owned;
-  c.id = next_conn_id_++;
+  c.id = next_conn_id_;
+  next_conn_id_ += slot_.count;
   c.rule_id = config.rule_id;
   c.idle_timeout_ms = config.idle_timeout_ms;
   c.budget_bytes = config.budget_bytes;
-  c.sndbuf_bytes = config.sndbuf_bytes;
   c.want_splice = maps_ && config.datapath == Datapath::kSplice;
   c.accepted_ns = MonotonicNs();
-  c.client = FormatSockAddress(peer);
-  SockAddress original_dst;
-  original_dst.len = sizeof(original_dst.storage);
-  if (getsockname(client.get(), reinterpret_cast<sockaddr*>(&original_dst.storage), &original_dst.len) == 0)
-    c.original_dst = FormatSockAddress(original_dst);
+  c.client = peer;
   SetNoDelay(client.get());
   c.fd[kClient] = std::move(client);
   const SockAddress& target = config.targets.front();
-  c.upstream = FormatSockAddress(target);
+  c.upstream = target;
   conns_.emplace(c.id, std::move(owned));
   accepted_++;
   connections_++;
@@ -335,6 +326,7 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const so
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
   SetNoDelay(c.fd[kUpstream].get());
+  if (c.want_splice) SetSpliceSendBuffer(c.fd[kUpstream].get(), config.sndbuf_bytes);
   if (connect(c.fd[kUpstream].get(), target.get(), target.len) == 0) return OnConnectDone(c);
   if (errno != EINPROGRESS) return FailConnect(c, errno, nullptr);
   Watch(EPOLL_CTL_ADD, c, kUpstream, EPOLLOUT | EPOLLET);
@@ -369,7 +361,7 @@ void Engine::FailConnect(Connection& c, int err, const char* reason) {
   EngineEvent event = NewEvent("connect_failed", c);
   event.code = ErrnoName(err);
   event.reason = reason ? reason : event.code;
-  event.message = "connect to " + c.upstream + " failed: " + strerror(err);
+  event.message = "connect to " + FormatSockAddress(c.upstream) + " failed: " + strerror(err);
   event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
   Emit(std::move(event));
   // Reset, not FIN: the client must learn at once that nothing answers.
@@ -413,14 +405,20 @@ void Engine::Watch(int op, const Connection& c, Side side, uint32_t events) {
 
 // ---- engine thread: events -----------------------------------------------
 
+// Addresses are formatted here, not per accepted connection: with
+// connection events off, most connections never produce an event.
 EngineEvent Engine::NewEvent(const char* type, const Connection& c) const {
   EngineEvent event;
   event.type = type;
   event.rule_id = c.rule_id;
   event.conn_id = c.id;
-  event.client = c.client;
-  event.original_dst = c.original_dst;
-  event.upstream = c.upstream;
+  event.client = FormatSockAddress(c.client);
+  // Without NAT the client socket's own address is the destination the client dialled.
+  SockAddress original_dst;
+  original_dst.len = sizeof(original_dst.storage);
+  if (getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&original_dst.storage), &original_dst.len) == 0)
+    event.original_dst = FormatSockAddress(original_dst);
+  event.upstream = FormatSockAddress(c.upstream);
   return event;
 }
 

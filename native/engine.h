@@ -1,6 +1,7 @@
-// The forwarding engine: one thread with an epoll loop owns every listening
-// and proxied socket. Other threads talk to it through a command queue (eventfd
-// wake-up) and take its events in batches. Design: docs/ARCHITECTURE.md.
+// One forwarding engine: a thread with an epoll loop owns its listening and
+// proxied sockets. Other threads talk to it through a command queue (eventfd
+// wake-up) and take its events in batches. EngineGroup runs one per CPU.
+// Design: docs/ARCHITECTURE.md.
 #pragma once
 #include <atomic>
 #include <cstdint>
@@ -43,10 +44,13 @@ struct EngineStats {
   uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed;
 };
 
-struct ListenerHandle {
-  uint32_t id;
-  int fd;
-  uint16_t port;
+// Where an engine sits among its siblings in an EngineGroup.
+struct EngineSlot {
+  uint8_t index = 0;  // engine 0 consumes the verdict's pause ring buffer
+  uint8_t count = 1;
+  // Engine 0's thread calls this for a pause event of another engine's
+  // connection; it must only post (EngineGroup -> Engine::PostPauseEvent).
+  std::function<void(uint8_t owner, uint64_t cookie, bool paused)> route_pause;
 };
 
 struct ListenerUpdate {
@@ -61,15 +65,18 @@ class Engine {
   // 'connected'/'closed' events (they exist to be logged; at 10k conn/s their
   // delivery to JS cost ~20 % of the process CPU). notify is called on the engine
   // thread when TakeEvents() has something new; it must not block. Throws SysError.
-  Engine(const SpliceMapFds* maps, bool connection_events, std::function<void()> notify);
+  Engine(const SpliceMapFds* maps, EngineSlot slot, bool connection_events, std::function<void()> notify);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  // Caller-thread API (one thread: the JS thread).
-  ListenerHandle AddListener(ListenerConfig config);
+  // Caller-thread API (EngineGroup, on the JS thread). Ids and checks are the group's.
+  void AddListener(uint32_t id, ListenerConfig config, UniqueFd fd);
   void UpdateListener(uint32_t id, ListenerUpdate update);
   void RemoveListener(uint32_t id);
+  // Any thread: a pause event for one of this engine's connections.
+  void PostPauseEvent(uint64_t cookie, bool paused);
+  // `listeners` is left 0: the group counts them.
   EngineStats Stats() const;
   void RequestStop();
   // Events since the last call; *finished once the thread has closed everything.
@@ -94,7 +101,7 @@ class Engine {
   void RunTimers(uint64_t now);
   void SweepIdle(uint64_t now);
   void AcceptAll(Listener& listener);
-  void StartConnection(const Listener& listener, UniqueFd client, const sockaddr* peer);
+  void StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer);
   void OnConnectDone(Connection& c);
   void FailConnect(Connection& c, int err, const char* reason);
   void Close(Connection& c, const char* reason, bool reset);
@@ -131,6 +138,7 @@ class Engine {
   void RunRelay(Connection& c);
   void CloseRelayed(Connection& c, const char* reason, bool reset, int err);
 
+  const EngineSlot slot_;
   std::function<void()> notify_;
   UniqueFd epoll_;
   UniqueFd wakeup_;
@@ -158,12 +166,10 @@ class Engine {
   bool notify_scheduled_ = false;
   const bool connection_events_;
   bool finished_ = false;
-  std::atomic<uint64_t> listeners_open_{0}, connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
+  std::atomic<uint64_t> connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
       pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0};
 
   // Caller thread only.
-  std::unordered_set<uint32_t> listener_ids_;
-  uint32_t next_listener_id_ = 1;
   bool stop_requested_ = false;
 
   std::thread thread_;

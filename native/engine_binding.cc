@@ -1,11 +1,11 @@
-// JS class `Engine` (src/native/raw.ts RawEngine) around the C++ Engine.
+// JS class `Engine` (src/native/raw.ts RawEngine) around the C++ EngineGroup.
 // Events reach JS through one thread-safe function; the engine thread only
 // pokes it when a new batch is waiting, so a burst becomes one onEvents call.
 #include "engine_binding.h"
 
 #include <memory>
 
-#include "engine.h"
+#include "engine_group.h"
 #include "engine_options.h"
 #include "errors.h"
 
@@ -79,9 +79,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (!events.IsUndefined() && !events.IsBoolean())
       throw Napi::TypeError::New(env, "options.connectionEvents must be a boolean");
     bool connection_events = events.IsUndefined() || events.As<Napi::Boolean>().Value();
+    Napi::Value threads_value = options.Get("threads");
+    double threads = threads_value.IsUndefined() ? 1 : threads_value.IsNumber() ? threads_value.As<Napi::Number>().DoubleValue() : 0;
+    if (threads < 1 || threads > EngineGroup::kMaxThreads || threads != static_cast<int>(threads))
+      throw Napi::TypeError::New(env, "options.threads must be an integer in 1.." + std::to_string(EngineGroup::kMaxThreads));
     tsfn_ = Tsfn::New(env, options.Get("onEvents").As<Napi::Function>(), "bpfredir engine events", 0, 1, this);
     try {
-      engine_ = std::make_unique<Engine>(has_maps ? &fds : nullptr, connection_events, [this] { tsfn_.NonBlockingCall(); });
+      engine_ = std::make_unique<EngineGroup>(has_maps ? &fds : nullptr, static_cast<int>(threads), connection_events,
+                                             [this] { tsfn_.NonBlockingCall(); });
     } catch (const SysError& e) {
       tsfn_.Release();
       throw ToJsError(env, e);
@@ -121,7 +126,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {
     EngineStats stats = engine_ ? engine_->Stats() : final_stats_;
-    Napi::Object result = Napi::Object::New(info.Env());
+    std::vector<uint64_t> by_thread = engine_ ? engine_->AcceptedByThread() : final_accepted_by_thread_;
+    Napi::Env env = info.Env();
+    Napi::Object result = Napi::Object::New(env);
     result.Set("listeners", static_cast<double>(stats.listeners));
     result.Set("connections", static_cast<double>(stats.connections));
     result.Set("spliced", static_cast<double>(stats.spliced));
@@ -131,6 +138,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     result.Set("accepted", static_cast<double>(stats.accepted));
     result.Set("connectFailed", static_cast<double>(stats.connect_failed));
     result.Set("closed", static_cast<double>(stats.closed));
+    Napi::Array accepted = Napi::Array::New(env, by_thread.size());
+    for (size_t i = 0; i < by_thread.size(); i++) accepted.Set(i, static_cast<double>(by_thread[i]));
+    result.Set("acceptedByThread", accepted);
     return result;
   }
 
@@ -160,9 +170,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
 
   Tsfn tsfn_;
-  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<EngineGroup> engine_;
   std::unique_ptr<Napi::Promise::Deferred> close_deferred_;
   EngineStats final_stats_{};
+  std::vector<uint64_t> final_accepted_by_thread_;
   bool closed_ = false;
 };
 
@@ -178,6 +189,7 @@ void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* se
     self->closed_ = true;
     self->engine_->Join();
     self->final_stats_ = self->engine_->Stats();
+    self->final_accepted_by_thread_ = self->engine_->AcceptedByThread();
     self->engine_.reset();  // its epoll and eventfd go now, not at garbage collection
     self->tsfn_.Release();
   }

@@ -56,16 +56,8 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
       return false;
     }
   }
-  if (c.sndbuf_bytes) {
-    // A bigger send buffer keeps the psock sender clear of the 1-jiffy retry cliff.
-    // FORCE: plain SO_SNDBUF is capped at net.core.wmem_max (4 MiB here), which
-    // silently turned `sndbuf: 16MiB` into 8 MiB. Without CAP_NET_ADMIN: capped.
-    int size = static_cast<int>(c.sndbuf_bytes);
-    for (Side side : kSides)
-      if (setsockopt(c.fd[side].get(), SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof(size)) != 0)
-        setsockopt(c.fd[side].get(), SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
-  }
-  for (Side side : kSides) c.written_base[side] = TcpBytesWritten(c.fd[side].get());
+  // The engine has written nothing to either socket yet: their send queues are empty.
+  for (Side side : kSides) c.written_base[side] = TcpBytesAcked(c.fd[side].get());
 
   auto fail = [&](const char* step, int err) {
     UndoSplice(c);
@@ -79,6 +71,7 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
     entry.rule_id = c.rule_id;
     entry.budget = c.budget_bytes;
     entry.side = static_cast<uint8_t>(side);
+    entry.engine = slot_.index;
     if (int err = maps.WriteConn(c.cookie[side], entry)) return fail("conns update", err);
   }
   // Both sockets are redirect targets before either one's verdict runs.
@@ -122,7 +115,14 @@ void Engine::OnSplicedEvent(Connection& c, Side side, uint32_t events) {
 
 void Engine::OnPauseEvent(uint64_t cookie, bool paused) {
   auto it = conn_by_cookie_.find(cookie);
-  if (it == conn_by_cookie_.end()) return;
+  if (it == conn_by_cookie_.end()) {
+    // Engine 0 reads the one ring buffer for the whole group: hand the event
+    // to the engine that owns the connection (gone already: nothing to do).
+    conn entry{};
+    if (slot_.route_pause && maps_->ReadConn(cookie, &entry) == 0 && entry.engine != slot_.index)
+      slot_.route_pause(entry.engine, cookie, paused);
+    return;
+  }
   Connection& c = *conns_.at(it->second);
   Side side = cookie == c.cookie[kClient] ? kClient : kUpstream;
   if (paused)

@@ -22,9 +22,20 @@ struct ListenerConfig {
   uint32_t sndbuf_bytes = 0;
 };
 
-// Opens a non-blocking, listening socket for config (on the caller's thread,
-// so bind errors reach JS synchronously). Throws SysError naming the address.
-UniqueFd OpenListenerSocket(const ListenerConfig& config);
+// Opens `count` non-blocking listening sockets for config, on the caller's
+// thread so bind errors reach JS synchronously. With count > 1 they form one
+// SO_REUSEPORT group (the kernel spreads new connections over them, also
+// after sk_lookup chose one). Throws SysError naming the address, also when
+// anyone already listens there (a reuseport group must not join a stranger's).
+std::vector<UniqueFd> OpenListenerGroup(const ListenerConfig& config, int count);
+
+// SO_SNDBUF for the kernel splice path: a bigger send buffer keeps the psock
+// sender clear of the 1-jiffy retry cliff. FORCE, because plain SO_SNDBUF is
+// capped at net.core.wmem_max (4 MiB here), which silently turned `sndbuf:
+// 16MiB` into 8 MiB; without CAP_NET_ADMIN it stays capped. Set on listeners
+// (accepted sockets inherit it) and on upstream sockets before connect, where
+// it costs no socket-lock contention with arriving packets. 0: autotune.
+void SetSpliceSendBuffer(int fd, uint32_t bytes);
 
 // Port the socket is bound to (the kernel's choice for port 0).
 uint16_t BoundPort(int fd);

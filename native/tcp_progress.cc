@@ -25,3 +25,8 @@ uint64_t TcpBytesWritten(int fd) {
   if (ioctl(fd, SIOCOUTQ, &unsent) != 0) unsent = 0;
   return info.tcpi_bytes_acked + static_cast<uint64_t>(unsent);
 }
+
+uint64_t TcpBytesAcked(int fd) {
+  tcp_info info{};
+  return ReadTcpInfo(fd, &info) ? info.tcpi_bytes_acked : 0;
+}

@@ -10,3 +10,7 @@ uint64_t TcpBytesReceived(int fd);
 // absolute value includes handshake artefacts (a SYN counts in bytes_acked), so
 // callers compare against a base taken before the first splice.
 uint64_t TcpBytesWritten(int fd);
+
+// tcpi_bytes_acked alone: equal to TcpBytesWritten while nothing has been
+// written (empty send queue), with one system call instead of two.
+uint64_t TcpBytesAcked(int fd);

@@ -10,6 +10,7 @@
  * when every rule already has its socket).
  */
 import { rmdirSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
 import type { Config, DatapathChoice, Rule } from './config/types.js';
@@ -76,6 +77,9 @@ interface Internals {
   ruleStatsFd: number | undefined;
 }
 const internals = new WeakMap<Daemon, Internals>();
+
+/** 0 (auto): one engine thread per CPU this process may run on, at most the engine's 64. */
+const engineThreads = (configured: number) => configured || Math.min(availableParallelism(), 64);
 
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
@@ -206,6 +210,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
             }
           : undefined,
       connectionEvents: options.connectionEvents ?? true,
+      threads: engineThreads(config.threads),
       onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, ruleNames)),
     });
     undo.push('close engine', () => engine.close());

@@ -54,7 +54,7 @@ export function checkReport(config: Config, ids: ReadonlyMap<string, number>, li
   const steerRules = config.rules.filter((r): r is SteerRule => r.kind === 'steer');
   const compiled = compileBindings(steerRules, ids);
   const lines = [
-    `${config.source}: ${config.rules.length} rules, ${compiled.bindings.length} bindings, datapath ${config.datapath}, budget ${config.budgetBytes ? size(config.budgetBytes) : 'unlimited'}, sndbuf ${config.sndbufBytes ? size(config.sndbufBytes) : 'autotune'}`,
+    `${config.source}: ${config.rules.length} rules, ${compiled.bindings.length} bindings, datapath ${config.datapath}, threads ${config.threads || 'auto'}, budget ${config.budgetBytes ? size(config.budgetBytes) : 'unlimited'}, sndbuf ${config.sndbufBytes ? size(config.sndbufBytes) : 'autotune'}`,
     ...config.rules.flatMap((r) => describeRule(r, ids.get(r.name)!, compiled.bindings)),
   ];
   return { lines, warnings: listenerConflictWarnings(config, listeners) };

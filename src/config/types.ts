@@ -39,6 +39,8 @@ export type Rule = ListenRule | SteerRule;
 
 export interface Config {
   datapath: DatapathChoice;
+  /** Engine threads; 0 = one per CPU. */
+  threads: number;
   /** In-flight bytes per direction in the kernel splice queue (0 = unlimited). */
   budgetBytes: number;
   /** SO_SNDBUF of spliced sockets (0 = autotune). */
@@ -50,6 +52,8 @@ export interface Config {
 
 export const DEFAULTS = {
   datapath: 'auto' as DatapathChoice,
+  // Like HAProxy's nbthread: accepting and setting up connections is per-CPU work.
+  threads: 0,
   // "A few MiB" bounds the kernel queue per direction; 0 = unlimited.
   budgetBytes: 4 * 2 ** 20,
   sndbufBytes: 4 * 2 ** 20,

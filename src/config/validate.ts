@@ -14,7 +14,7 @@ import { DEFAULTS, type Config, type DatapathChoice, type Endpoint, type Rule } 
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'budget', 'sndbuf', 'connect_timeout', 'idle_timeout', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'connect_timeout', 'idle_timeout', 'rules'] as const;
 const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
@@ -24,6 +24,8 @@ const MAX_BUDGET = 2 ** 31 - 1;
 const MAX_SNDBUF = 2 ** 30;
 /** Node and the engine keep milliseconds in a signed 32-bit range. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
+/** The native engine's limit (EngineGroup::kMaxThreads). */
+const MAX_THREADS = 64;
 
 class Problems {
   private readonly found: { line: number; text: string }[] = [];
@@ -99,6 +101,15 @@ const duration =
     if (parsed.value > MAX_DURATION_MS) return { ok: false, reason: `'${v}' is too long (at most 24 days)` };
     return parsed;
   };
+
+/** 'auto' (0: one per CPU) or 1..MAX_THREADS. */
+const threadCount = (v: unknown): Parsed<number> => {
+  const text = String(v ?? '').trim();
+  if (text === 'auto') return { ok: true, value: 0 };
+  const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
+  if (n >= 1 && n <= MAX_THREADS) return { ok: true, value: n };
+  return { ok: false, reason: `'${text}' is not a thread count; write auto (one per CPU) or a number 1..${MAX_THREADS}` };
+};
 
 const connectTimeout = duration({ allowZero: false, example: '5s' });
 const idleTimeout = duration({ allowZero: true, example: '10m, or 0 for never' });
@@ -216,6 +227,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const entries = tree.entries;
   checkKeys(entries, TOP_KEYS, '', problems);
   const datapath = field(entries, 'datapath', '', problems, oneOf(DATAPATHS), DEFAULTS.datapath);
+  const threads = field(entries, 'threads', '', problems, threadCount, DEFAULTS.threads);
   const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB, or 0 for unlimited'), DEFAULTS.budgetBytes);
   const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
   const defaults: RuleDefaults = {
@@ -241,5 +253,5 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, budgetBytes, sndbufBytes, rules, source: file };
+  return { datapath, threads, budgetBytes, sndbufBytes, rules, source: file };
 }

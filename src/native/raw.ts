@@ -103,6 +103,8 @@ export interface EngineStats {
   accepted: number; // totals since start
   connectFailed: number;
   closed: number;
+  /** accepted, per engine thread. */
+  acceptedByThread: number[];
 }
 
 export interface EngineOptions {
@@ -111,11 +113,13 @@ export interface EngineOptions {
   maps?: { conns: number; spliceHold: number; spliceActive: number; events: number; relayed?: number };
   /** false: no 'connected'/'closed' events, when nothing would log them (default true). */
   connectionEvents?: boolean;
+  /** Engine threads, 1..64 (default 1); each holds a member of every listener's SO_REUSEPORT group. */
+  threads?: number;
   /** Called on the JS thread with batches of events. */
   onEvents: (events: EngineEvent[]) => void;
 }
 
-/** The forwarding engine: one epoll thread owning every proxied socket. */
+/** The forwarding engine: epoll threads that own every proxied socket. */
 export interface RawEngine {
   addListener(opts: ListenerOptions): ListenerHandle;
   /** Change targets/timeouts of a listener; open connections keep theirs. */

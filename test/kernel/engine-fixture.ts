@@ -35,7 +35,7 @@ export async function startEngine(
   datapath: 'splice' | 'userspace',
   target: SocketAddress,
   overrides: Partial<ListenerOptions> = {},
-  connectionEvents = true,
+  { connectionEvents = true, threads = 1 }: { connectionEvents?: boolean; threads?: number } = {},
 ): Promise<EngineFixture> {
   const native = loadNative();
   let object: RawBpfObject | undefined;
@@ -56,6 +56,7 @@ export async function startEngine(
   const engine = new native.Engine({
     maps,
     connectionEvents,
+    threads,
     onEvents: (batch) => {
       events.push(...batch);
       for (const wake of waiters) wake();

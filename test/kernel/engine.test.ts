@@ -99,10 +99,13 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
         const client = net.connect(f.port, '127.0.0.1');
         try {
           await f.waitFor((e) => e.type === 'connected');
-          const ss = spawnSync('ss', ['-tnmH', 'state', 'established', `( dport = :${server.port} )`], { encoding: 'utf8' });
-          const tb = Number(/tb(\d+)/.exec(ss.stdout)?.[1]);
-          // The kernel doubles what setsockopt asks for (bookkeeping overhead).
-          assert.ok(tb >= sndbuf, `upstream socket sndbuf ${tb} < ${sndbuf} (wmem_max ${wmemMax}): ${ss.stdout.trim()}`);
+          // Upstream: set before connect; client side: inherited from the listener.
+          for (const [side, filter] of [['upstream', `dport = :${server.port}`], ['client-side', `sport = :${f.port}`]]) {
+            const ss = spawnSync('ss', ['-tnmH', 'state', 'established', `( ${filter} )`], { encoding: 'utf8' });
+            const tb = Number(/tb(\d+)/.exec(ss.stdout)?.[1]);
+            // The kernel doubles what setsockopt asks for (bookkeeping overhead).
+            assert.ok(tb >= sndbuf, `${side} socket sndbuf ${tb} < ${sndbuf} (wmem_max ${wmemMax}): ${ss.stdout.trim()}`);
+          }
         } finally {
           client.destroy();
           await f.close();
@@ -114,7 +117,7 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
     test('connectionEvents: false skips connected/closed events; the stats still count', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
-      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, {}, false);
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, {}, { connectionEvents: false });
       try {
         for (let i = 0; i < 3; i++) assertIntactEcho(await runClient(null, { port: f.port, bytes: 4096, timeoutMs: 5000 }), 4096);
         const deadline = Date.now() + 5000;
@@ -243,30 +246,56 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       }
     });
 
-    test('a listener on a busy address fails with EADDRINUSE naming the address', async (t) => {
+    for (const threads of [1, 2]) {
+      test(`a listener on a busy address fails with EADDRINUSE naming the address (${threads} thread(s))`, async (t) => {
+        if (!ready(t, datapath)) return;
+        // With 2 threads the busy port is held by a reuseport group of this same
+        // user, which a second group must not silently join.
+        const f = await startEngine(datapath, { host: '127.0.0.1', port: 9 }, {}, { threads });
+        try {
+          const again = {
+            ruleId: 2,
+            bind: { host: '127.0.0.1', port: f.port },
+            dualStack: false,
+            backlog: 16,
+            targets: [{ host: '127.0.0.1', port: 9 }],
+            connectTimeoutMs: 1000,
+            idleTimeoutMs: 0,
+            datapath,
+            budgetBytes: 0,
+            sndbufBytes: 0,
+          };
+          assert.throws(() => f.engine.addListener(again), (err: NodeJS.ErrnoException) => {
+            assert.equal(err.code, 'EADDRINUSE');
+            assert.equal(err.syscall, 'bind');
+            assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${f.port}`));
+            return true;
+          });
+        } finally {
+          await f.close();
+        }
+      });
+    }
+
+    test('two engine threads: connections spread over both, every echo intact, ids unique', async (t) => {
       if (!ready(t, datapath)) return;
-      const f = await startEngine(datapath, { host: '127.0.0.1', port: 9 });
+      const server = await startServer(null, { mode: 'echo' });
+      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, {}, { threads: 2 });
       try {
-        const again = {
-          ruleId: 2,
-          bind: { host: '127.0.0.1', port: f.port },
-          dualStack: false,
-          backlog: 16,
-          targets: [{ host: '127.0.0.1', port: 9 }],
-          connectTimeoutMs: 1000,
-          idleTimeoutMs: 0,
-          datapath,
-          budgetBytes: 0,
-          sndbufBytes: 0,
-        };
-        assert.throws(() => f.engine.addListener(again), (err: NodeJS.ErrnoException) => {
-          assert.equal(err.code, 'EADDRINUSE');
-          assert.equal(err.syscall, 'bind');
-          assert.match(err.message, new RegExp(`127\\.0\\.0\\.1:${f.port}`));
-          return true;
-        });
+        const sizes = Array.from({ length: 40 }, (_, i) => 4096 + 25_000 * i);
+        const clients = await Promise.all(sizes.map((bytes) => runClient(null, { port: f.port, bytes, timeoutMs: 20_000 })));
+        for (const [i, client] of clients.entries()) assertIntactEcho(client, sizes[i]!);
+        await waitUntil(() => f.engine.stats().closed === sizes.length, 5000);
+        const { acceptedByThread } = f.engine.stats();
+        t.diagnostic(`accepted per thread: ${acceptedByThread.join(', ')}`);
+        // 40 connections from distinct source ports: all on one thread has odds 2^-39.
+        assert.equal(acceptedByThread.length, 2);
+        assert.ok(acceptedByThread.every((n) => n > 0), `one thread took every connection: ${acceptedByThread.join(', ')}`);
+        const ids = new Set(f.events.filter((e) => e.type === 'closed').map((e) => e.connId));
+        assert.equal(ids.size, sizes.length);
       } finally {
         await f.close();
+        await server.stop();
       }
     });
 
@@ -301,6 +330,11 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
         // 6 MiB at 2 MiB/s: the client has sent everything and its FIN long before the reader is done.
         await backpressureTest(t, { total: 6 * MiB, rate: 2 * MiB, slowMs: 3500 });
       });
+      test("in-flight budget, two engine threads: the second engine's connection pauses, every byte arrives", async (t) => {
+        if (!ready(t, datapath)) return;
+        // Engine 0 reads the pause ring buffer and must hand the events over.
+        await backpressureTest(t, { total: 24 * MiB, rate: MiB, slowMs: 2000, threads: 2 });
+      });
     }
   });
 }
@@ -314,7 +348,7 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
  */
 async function backpressureTest(
   t: TestContext,
-  { total, rate, slowMs }: { total: number; rate: number; slowMs: number },
+  { total, rate, slowMs, threads = 1 }: { total: number; rate: number; slowMs: number; threads?: number },
 ): Promise<void> {
   const native = loadNative();
   const budget = 256 * 1024;
@@ -334,17 +368,17 @@ async function backpressureTest(
     });
     socket.on('end', () => {
       socket.end();
-      serverDone();
+      // Connections connectOwnedBy closed again end without a byte.
+      if (socket.bytesRead > 0) serverDone();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  const f = await startEngine('splice', { host: '127.0.0.1', port }, { budgetBytes: budget });
+  const f = await startEngine('splice', { host: '127.0.0.1', port }, { budgetBytes: budget }, { threads });
   try {
     const sent = new StreamHash();
-    const client = net.connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: true });
+    const client = await connectOwnedBy(f, threads - 1);
     client.on('data', () => {});
-    await new Promise<void>((resolve) => client.once('connect', resolve));
     let pausedAtFin = -1;
     client.once('finish', () => (pausedAtFin = f.engine.stats().paused));
     const sending = writeStream(client, total, sent).then(() => client.end());
@@ -371,13 +405,30 @@ async function backpressureTest(
     assert.ok(maxInFlight <= budget + buffers, `in flight ${maxInFlight} > budget + socket buffers ${budget + buffers}`);
     assert.equal(received.bytes, total);
     assert.equal(received.digest(), sent.digest());
-    const closed = await f.waitFor((e) => e.type === 'closed');
+    const closed = await f.waitFor((e) => e.type === 'closed' && e.bytesToUpstream === total);
     assert.equal(closed.reason, 'eof');
-    assert.equal(closed.bytesToUpstream, total);
   } finally {
     await f.close();
     server.close();
   }
+}
+
+/** A half-closable client connection that engine `index` accepted (others are closed again). */
+async function connectOwnedBy(f: EngineFixture, index: number): Promise<net.Socket> {
+  for (let attempt = 0; attempt < 64; attempt++) {
+    const before = f.engine.stats();
+    const client = net.connect({ host: '127.0.0.1', port: f.port, allowHalfOpen: true });
+    await new Promise<void>((resolve) => client.once('connect', resolve));
+    await waitUntil(() => f.engine.stats().accepted === before.accepted + 1, 2000);
+    if (f.engine.stats().acceptedByThread[index]! > before.acceptedByThread[index]!) {
+      // Only this connection may be left in the conns map that clientForwarded reads.
+      await waitUntil(() => f.engine.stats().connections === 1, 2000);
+      return client;
+    }
+    client.destroy();
+    await waitUntil(() => f.engine.stats().connections === 0, 2000);
+  }
+  throw new Error(`no connection landed on engine ${index} in 64 tries`);
 }
 
 /** struct conn (bpf/bpfredir.h): size and the offsets read here. */

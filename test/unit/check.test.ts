@@ -39,7 +39,7 @@ test('check: summary of bindings per rule and warnings for ports taken from list
   const listeners = [...parseProcNetTcp(PROC_TCP, 4), ...parseProcNetTcp(PROC_TCP6, 6)];
   const report = checkReport(config, ids, listeners);
   assert.deepEqual(report.lines, [
-    'cfg: 5 rules, 6 bindings, datapath auto, budget 4MiB, sndbuf 4MiB',
+    'cfg: 5 rules, 6 bindings, datapath auto, threads auto, budget 4MiB, sndbuf 4MiB',
     "rule 'ssh-grab' (id 1): steer tcp 0.0.0.0/0 ports 20-23 → 127.0.0.1:9000 (connect 5s, idle never)",
     '  1 binding:',
     '    0.0.0.0/0 port 20-23 (20/14)',

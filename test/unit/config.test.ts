@@ -27,6 +27,7 @@ test('the example config is valid and has defaults filled in', () => {
   const config = parseConfigText(readFileSync('deploy/example.yaml', 'utf8'), 'deploy/example.yaml');
   assert.equal(config.datapath, 'auto');
   assert.equal(config.budgetBytes, 4 * 2 ** 20);
+  assert.equal(config.threads, 0, 'auto: one engine thread per CPU');
   assert.deepEqual(
     config.rules.map((r) => [r.name, r.kind]),
     [
@@ -35,6 +36,13 @@ test('the example config is valid and has defaults filled in', () => {
     ],
   );
   assert.equal(config.rules[1]!.connectTimeoutMs, 5000);
+});
+
+test('threads: auto or a count', () => {
+  const rule = 'rules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]';
+  assert.equal(parseConfigText(`threads: auto\n${rule}`, 'cfg.yaml').threads, 0);
+  assert.equal(parseConfigText(`threads: 3\n${rule}`, 'cfg.yaml').threads, 3);
+  assert.equal(parseConfigText(`threads: "1"\n${rule}`, 'cfg.yaml').threads, 1);
 });
 
 test('JSON is valid YAML', () => {
@@ -93,6 +101,8 @@ test('each mistake is one located line saying how to fix it', () => {
     ['budget: 4XB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: budget: '4XB' is not a size; write e.g. 4MiB, or 0 for unlimited (units: B, KiB, MiB, GiB, k, M, G)"],
     ['budget: 3GiB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: budget: '3GiB' is too large (at most 2147483647 bytes); write e.g. 4MiB, or 0 for unlimited"],
     ['sndbuf: -1\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', 'cfg.yaml:1: sndbuf: -1 is not a whole number of bytes; write e.g. 4MiB, or 0 to autotune (units: B, KiB, MiB, GiB, k, M, G)'],
+    ['threads: 0\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: threads: '0' is not a thread count; write auto (one per CPU) or a number 1..64"],
+    ['threads: 65\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: threads: '65' is not a thread count; write auto (one per CPU) or a number 1..64"],
     ['connect_timeout: 5\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', 'cfg.yaml:1: connect_timeout: 5 has no unit; write e.g. 5s (units: ms, s, m, h)'],
     ['datapath: fast\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: datapath: 'fast' is not one of auto, splice, userspace"],
     ['buget: 1MiB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: unknown key 'buget'; did you mean 'budget'?"],

@@ -1,0 +1,95 @@
+#include "engine_group.h"
+
+#include <errno.h>
+
+#include "errors.h"
+
+EngineGroup::EngineGroup(const SpliceMapFds* maps, int threads, bool connection_events,
+                         std::function<void()> notify)
+    : has_maps_(maps != nullptr), has_relayed_map_(maps && maps->relayed >= 0) {
+  if (threads < 1 || threads > kMaxThreads)
+    ThrowSysError(EINVAL, "Engine", "threads must be 1.." + std::to_string(kMaxThreads));
+  // Pause events are routed only once connections exist, i.e. after every
+  // engine below has been built.
+  std::function<void(uint8_t, uint64_t, bool)> route = [this](uint8_t owner, uint64_t cookie, bool paused) {
+    if (owner < engines_.size()) engines_[owner]->PostPauseEvent(cookie, paused);
+  };
+  for (int i = 0; i < threads; i++) {
+    EngineSlot slot{static_cast<uint8_t>(i), static_cast<uint8_t>(threads), threads > 1 ? route : nullptr};
+    engines_.push_back(std::make_unique<Engine>(maps, std::move(slot), connection_events, notify));
+  }
+}
+
+EngineGroup::~EngineGroup() {
+  RequestStop();
+  Join();
+}
+
+ListenerHandle EngineGroup::AddListener(ListenerConfig config) {
+  if (stop_requested_) ThrowSysError(EBADF, "addListener", "the engine is closed; create a new Engine");
+  if (has_maps_ && !has_relayed_map_ && config.datapath == Datapath::kSplice && config.budget_bytes)
+    ThrowSysError(EINVAL, "addListener", "budgetBytes needs options.maps.relayed, the fd of the `relayed` map");
+  std::vector<UniqueFd> fds = OpenListenerGroup(config, static_cast<int>(engines_.size()));
+  ListenerHandle handle{next_listener_id_++, fds[0].get(), BoundPort(fds[0].get())};
+  listener_ids_.insert(handle.id);
+  for (size_t i = 0; i < engines_.size(); i++) engines_[i]->AddListener(handle.id, config, std::move(fds[i]));
+  return handle;
+}
+
+void EngineGroup::UpdateListener(uint32_t id, ListenerUpdate update) {
+  if (!listener_ids_.count(id)) ThrowSysError(ENOENT, "updateListener", "no listener with id " + std::to_string(id));
+  for (auto& engine : engines_) engine->UpdateListener(id, update);
+}
+
+void EngineGroup::RemoveListener(uint32_t id) {
+  if (!listener_ids_.erase(id)) ThrowSysError(ENOENT, "removeListener", "no listener with id " + std::to_string(id));
+  for (auto& engine : engines_) engine->RemoveListener(id);
+}
+
+EngineStats EngineGroup::Stats() const {
+  EngineStats total{};
+  total.listeners = listener_ids_.size();
+  for (const auto& engine : engines_) {
+    EngineStats s = engine->Stats();
+    total.connections += s.connections;
+    total.spliced += s.spliced;
+    total.relayed += s.relayed;
+    total.paused += s.paused;
+    total.pauses += s.pauses;
+    total.accepted += s.accepted;
+    total.connect_failed += s.connect_failed;
+    total.closed += s.closed;
+  }
+  return total;
+}
+
+std::vector<uint64_t> EngineGroup::AcceptedByThread() const {
+  std::vector<uint64_t> accepted;
+  for (const auto& engine : engines_) accepted.push_back(engine->Stats().accepted);
+  return accepted;
+}
+
+void EngineGroup::RequestStop() {
+  if (stop_requested_) return;
+  stop_requested_ = true;
+  for (auto& engine : engines_) engine->RequestStop();
+}
+
+std::vector<EngineEvent> EngineGroup::TakeEvents(bool* finished) {
+  std::vector<EngineEvent> events;
+  *finished = true;
+  for (auto& engine : engines_) {
+    bool done = false;
+    std::vector<EngineEvent> more = engine->TakeEvents(&done);
+    *finished &= done;
+    if (events.empty())
+      events.swap(more);
+    else
+      for (auto& event : more) events.push_back(std::move(event));
+  }
+  return events;
+}
+
+void EngineGroup::Join() {
+  for (auto& engine : engines_) engine->Join();
+}

@@ -1,0 +1,47 @@
+// The engines of one Engine binding: one per thread, each with its own member
+// of every listener's SO_REUSEPORT group, so accept, connect, map inserts and
+// teardown run on every CPU instead of one. Same caller API as one engine.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <unordered_set>
+#include <vector>
+
+#include "engine.h"
+
+struct ListenerHandle {
+  uint32_t id;
+  int fd;  // the first member of the group: what steer_sockets holds
+  uint16_t port;
+};
+
+class EngineGroup {
+ public:
+  static constexpr int kMaxThreads = 64;
+
+  // threads in 1..kMaxThreads. Throws SysError.
+  EngineGroup(const SpliceMapFds* maps, int threads, bool connection_events, std::function<void()> notify);
+  ~EngineGroup();
+  EngineGroup(const EngineGroup&) = delete;
+  EngineGroup& operator=(const EngineGroup&) = delete;
+
+  // Caller-thread API (one thread: the JS thread).
+  ListenerHandle AddListener(ListenerConfig config);
+  void UpdateListener(uint32_t id, ListenerUpdate update);
+  void RemoveListener(uint32_t id);
+  EngineStats Stats() const;
+  std::vector<uint64_t> AcceptedByThread() const;
+  void RequestStop();
+  // Events of every engine since the last call; *finished once all have closed everything.
+  std::vector<EngineEvent> TakeEvents(bool* finished);
+  void Join();
+
+ private:
+  bool has_maps_;
+  bool has_relayed_map_;
+  std::vector<std::unique_ptr<Engine>> engines_;
+  std::unordered_set<uint32_t> listener_ids_;
+  uint32_t next_listener_id_ = 1;
+  bool stop_requested_ = false;
+};
