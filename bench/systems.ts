@@ -15,11 +15,15 @@ export interface Endpoint {
   port: number;
 }
 
-/** bpfredir forward's --sndbuf / --budget; unset = bpfredir's default. */
+/** bpfredir forward's --sndbuf / --budget / --threads; unset = bpfredir's default. */
 export interface BpfredirTuning {
   sndbuf?: string;
   budget?: string;
+  threads?: string;
+  'splice-after'?: string;
 }
+
+const TUNING_KEYS = ['sndbuf', 'budget', 'threads', 'splice-after'] as const;
 
 export interface StartContext {
   netns: string;
@@ -178,6 +182,8 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       'warn',
       ...(ctx.bpfredir.sndbuf ? ['--sndbuf', ctx.bpfredir.sndbuf] : []),
       ...(ctx.bpfredir.budget ? ['--budget', ctx.bpfredir.budget] : []),
+      ...(ctx.bpfredir.threads ? ['--threads', ctx.bpfredir.threads] : []),
+      ...(ctx.bpfredir['splice-after'] ? ['--splice-after', ctx.bpfredir['splice-after']] : []),
     ],
   };
 }
@@ -198,19 +204,21 @@ export const SYSTEMS: SystemDef[] = [
 
 /**
  * A system by name, or a bpfredir variant with its own tuning to compare side by side in one
- * run, e.g. "bpfredir-splice:sndbuf=16MiB:budget=0".
+ * run, e.g. "bpfredir-splice:sndbuf=16MiB:budget=0" or "bpfredir-splice:threads=1".
  */
 export function resolveSystem(spec: string): SystemDef {
   const [name, ...settings] = spec.split(':');
   const base = SYSTEMS.find((s) => s.name === name);
   if (!base) throw new Error(`unknown system ${name}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
   if (settings.length === 0) return base;
-  if (base.kind !== 'bpfredir') throw new Error(`${spec}: only bpfredir systems take settings (sndbuf=SIZE, budget=SIZE)`);
-  const tuning: Partial<BpfredirTuning> = {};
+  const howTo = 'sndbuf=SIZE, budget=SIZE, threads=N or splice-after=SIZE';
+  if (base.kind !== 'bpfredir') throw new Error(`${spec}: only bpfredir systems take settings (${howTo})`);
+  const tuning: BpfredirTuning = {};
   for (const setting of settings) {
     const [key, value] = setting.split('=');
-    if ((key !== 'sndbuf' && key !== 'budget') || !value) throw new Error(`${spec}: '${setting}' is not sndbuf=SIZE or budget=SIZE`);
-    tuning[key] = value;
+    const known = TUNING_KEYS.find((k) => k === key);
+    if (!known || !value) throw new Error(`${spec}: '${setting}' is not ${howTo}`);
+    tuning[known] = value;
   }
   return { ...base, name: spec, command: (ctx) => base.command({ ...ctx, bpfredir: { ...ctx.bpfredir, ...tuning } }) };
 }

@@ -37,6 +37,7 @@ struct Connection {
   uint32_t idle_timeout_ms = 0;
   uint32_t budget_bytes = 0;
   bool want_splice = false;
+  uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
   ConnState state = ConnState::kConnecting;
   UniqueFd fd[2];
   SockAddress client;
@@ -48,6 +49,7 @@ struct Connection {
   // Spliced.
   uint64_t cookie[2] = {0, 0};
   uint64_t written_base[2] = {0, 0};  // TcpBytesWritten(fd[side]) before the splice began
+  uint64_t relayed_before[2] = {0, 0};  // bytes of fd[src] the relay moved before the splice began
   uint64_t written_seen[2] = {0, 0};  // WrittenSinceSetup at the last idle sweep
   SplicedDirection dir[2];            // indexed by src side
   bool ticking = false;               // in the engine's 1 ms poll list

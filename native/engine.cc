@@ -313,6 +313,7 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   c.idle_timeout_ms = config.idle_timeout_ms;
   c.budget_bytes = config.budget_bytes;
   c.want_splice = maps_ && config.datapath == Datapath::kSplice;
+  c.splice_after_bytes = config.splice_after_bytes;
   c.accepted_ns = MonotonicNs();
   c.client = peer;
   SetNoDelay(client.get());
@@ -339,21 +340,26 @@ void Engine::OnConnectDone(Connection& c) {
   if (getsockopt(c.fd[kUpstream].get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return FailConnect(c, err, nullptr);
   c.connected_ns = MonotonicNs();
+  bool splice_now = c.want_splice && c.splice_after_bytes == 0;
   std::string why_not;
-  bool spliced = c.want_splice && StartSplice(c, &why_not);
+  bool spliced = splice_now && StartSplice(c, &why_not);
   if (connection_events_) {
+    // A connection that starts on the relay and moves into the kernel later is 'splice' here.
     EngineEvent event = NewEvent("connected", c);
-    event.datapath = spliced ? "splice" : "userspace";
+    event.datapath = spliced || (c.want_splice && !splice_now) ? "splice" : "userspace";
     Emit(std::move(event));
   }
   if (spliced) return;
-  if (c.want_splice) {
-    EngineEvent fallback = NewEvent("fallback", c);
-    fallback.datapath = "userspace";
-    fallback.reason = why_not;
-    Emit(std::move(fallback));
-  }
+  if (splice_now) ReportFallback(c, why_not);
   StartRelay(c);
+}
+
+void Engine::ReportFallback(Connection& c, const std::string& why_not) {
+  c.want_splice = false;
+  EngineEvent fallback = NewEvent("fallback", c);
+  fallback.datapath = "userspace";
+  fallback.reason = why_not;
+  Emit(std::move(fallback));
 }
 
 void Engine::FailConnect(Connection& c, int err, const char* reason) {

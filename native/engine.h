@@ -103,6 +103,8 @@ class Engine {
   void AcceptAll(Listener& listener);
   void StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer);
   void OnConnectDone(Connection& c);
+  // The kernel refused to splice: the relay keeps the connection for good.
+  void ReportFallback(Connection& c, const std::string& why_not);
   void FailConnect(Connection& c, int err, const char* reason);
   void Close(Connection& c, const char* reason, bool reset);
   void CloseAll();
@@ -136,6 +138,8 @@ class Engine {
   void StartRelay(Connection& c);
   void OnRelayEvent(Connection& c, uint32_t events);
   void RunRelay(Connection& c);
+  // Past splice_after_bytes with nothing left in user space: into the kernel.
+  void MoveIntoKernel(Connection& c);
   void CloseRelayed(Connection& c, const char* reason, bool reset, int err);
 
   const EngineSlot slot_;

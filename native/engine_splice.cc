@@ -47,8 +47,11 @@ int SocketError(int fd) {
 
 }  // namespace
 
+// From kConnecting (nothing written yet) or kRelayed (MoveIntoKernel: both
+// pumps drained, the sockets still in epoll).
 bool Engine::StartSplice(Connection& c, std::string* why_not) {
   SpliceMaps& maps = *maps_;
+  const bool from_relay = c.state == ConnState::kRelayed;
   for (Side side : kSides) {
     c.cookie[side] = SocketCookie(c.fd[side].get());
     if (c.cookie[side] == 0) {
@@ -56,8 +59,9 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
       return false;
     }
   }
-  // The engine has written nothing to either socket yet: their send queues are empty.
-  for (Side side : kSides) c.written_base[side] = TcpBytesAcked(c.fd[side].get());
+  // Fresh sockets: nothing written yet, the send queues are empty.
+  for (Side side : kSides)
+    c.written_base[side] = from_relay ? TcpBytesWritten(c.fd[side].get()) : TcpBytesAcked(c.fd[side].get());
 
   auto fail = [&](const char* step, int err) {
     UndoSplice(c);
@@ -89,7 +93,7 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
     MarkPaused(c, kClient);
   }
   for (Side side : kSides) NudgeQueuedBytes(c.fd[side].get());
-  Watch(EPOLL_CTL_ADD, c, kClient, kSplicedEvents);
+  Watch(from_relay ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c, kClient, kSplicedEvents);
   Watch(EPOLL_CTL_MOD, c, kUpstream, kSplicedEvents);
   return true;
 }
@@ -187,8 +191,9 @@ Engine::Progress Engine::TickDirection(Connection& c, Side src, int* err) {
       MarkResumed(c, src);
   }
   if (!dir.eof) return dir.paused ? Progress::kWaiting : Progress::kDone;
-  // bytes_received counts the FIN as one byte.
-  if (TcpBytesReceived(c.fd[src].get()) > WrittenSinceSetup(c, dst) + 1) return Progress::kWaiting;
+  // bytes_received counts the FIN as one byte, and the bytes the relay moved before the splice.
+  if (TcpBytesReceived(c.fd[src].get()) > c.relayed_before[src] + WrittenSinceSetup(c, dst) + 1)
+    return Progress::kWaiting;
   // Only now: an early SHUT_WR would make the psock sender drop what is left (EPIPE).
   shutdown(c.fd[dst].get(), SHUT_WR);
   if (dir.paused) paused_--;
@@ -286,7 +291,7 @@ uint64_t Engine::InFlight(const Connection& c, Side src) const {
 // ring buffer could not carry. Returns true if the connection is idle.
 bool Engine::SweepSpliced(Connection& c, uint64_t now) {
   if (c.idle_timeout_ms == 0 && c.budget_bytes == 0) return false;
-  uint64_t last = c.connected_ns;
+  uint64_t last = std::max(c.connected_ns, c.last_activity_ns);  // the latter: relayed before
   for (Side side : kSides) {
     conn entry{};
     if (maps_->ReadConn(c.cookie[side], &entry) != 0) continue;
@@ -310,7 +315,7 @@ void Engine::CloseSpliced(Connection& c, const char* reason, bool reset, int err
   for (Side side : kSides) {
     conn entry{};
     if (maps_->TakeConn(c.cookie[side], &entry) == 0) bytes[side] = entry.redirected;
-    bytes[side] += c.dir[side].user_relayed;
+    bytes[side] += c.dir[side].user_relayed + c.relayed_before[side];
     if (c.dir[side].paused) paused_--;
     if (c.dir[side].published) maps_->DeleteRelayed(c.cookie[side]);
     conn_by_cookie_.erase(c.cookie[side]);

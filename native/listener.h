@@ -20,6 +20,9 @@ struct ListenerConfig {
   Datapath datapath = Datapath::kSplice;
   uint32_t budget_bytes = 0;
   uint32_t sndbuf_bytes = 0;
+  // Splice datapath: relay the first bytes in user space and move the
+  // connection into the kernel once it has carried this many (0: at once).
+  uint32_t splice_after_bytes = 0;
 };
 
 // Opens `count` non-blocking listening sockets for config, on the caller's

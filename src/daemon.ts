@@ -157,6 +157,7 @@ function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; 
       datapath: args.relay,
       budgetBytes: config.budgetBytes,
       sndbufBytes: config.sndbufBytes,
+      spliceAfterBytes: config.spliceAfterBytes,
     });
   } catch (err) {
     throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));

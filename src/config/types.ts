@@ -45,6 +45,8 @@ export interface Config {
   budgetBytes: number;
   /** SO_SNDBUF of spliced sockets (0 = autotune). */
   sndbufBytes: number;
+  /** Bytes a connection carries on the user-space relay before it is spliced (0 = at once). */
+  spliceAfterBytes: number;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;
@@ -57,6 +59,7 @@ export const DEFAULTS = {
   // "A few MiB" bounds the kernel queue per direction; 0 = unlimited.
   budgetBytes: 4 * 2 ** 20,
   sndbufBytes: 4 * 2 ** 20,
+  spliceAfterBytes: 0,
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,
 };

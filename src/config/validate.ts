@@ -14,7 +14,7 @@ import { DEFAULTS, type Config, type DatapathChoice, type Endpoint, type Rule } 
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'connect_timeout', 'idle_timeout', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'connect_timeout', 'idle_timeout', 'rules'] as const;
 const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
@@ -24,6 +24,8 @@ const MAX_BUDGET = 2 ** 31 - 1;
 const MAX_SNDBUF = 2 ** 30;
 /** Node and the engine keep milliseconds in a signed 32-bit range. */
 const MAX_DURATION_MS = 2 ** 31 - 1;
+/** The engine keeps it in 32 bits. */
+const MAX_SPLICE_AFTER = 2 ** 32 - 1;
 /** The native engine's limit (EngineGroup::kMaxThreads). */
 const MAX_THREADS = 64;
 
@@ -230,6 +232,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const threads = field(entries, 'threads', '', problems, threadCount, DEFAULTS.threads);
   const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB, or 0 for unlimited'), DEFAULTS.budgetBytes);
   const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
+  const spliceAfterBytes = field(entries, 'splice_after', '', problems, sizeUpTo(MAX_SPLICE_AFTER, '64KiB, or 0 to splice at once'), DEFAULTS.spliceAfterBytes);
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
@@ -253,5 +256,5 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, threads, budgetBytes, sndbufBytes, rules, source: file };
+  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, rules, source: file };
 }

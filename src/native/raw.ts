@@ -57,6 +57,8 @@ export interface ListenerOptions {
   budgetBytes: number;
   /** SO_SNDBUF for spliced sockets (0 = kernel autotuning). */
   sndbufBytes: number;
+  /** Splice datapath: relay this many bytes in user space first (default 0: splice at once). */
+  spliceAfterBytes?: number;
 }
 
 export interface ListenerHandle {

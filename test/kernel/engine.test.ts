@@ -114,6 +114,40 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       });
     }
 
+    if (datapath === 'splice') {
+      test('spliceAfterBytes: short exchanges stay on the relay, long ones move into the kernel, every byte intact', async (t) => {
+        if (!ready(t, datapath)) return;
+        const after = 64 * 1024;
+        await withProxy(datapath, 'echo', {}, { spliceAfterBytes: after }, async (f) => {
+          // Echo: both directions stream at once while the connection changes hands.
+          for (const [bytes, path] of [[1000, 'userspace'], [after / 4, 'userspace'], [8 * MiB, 'splice'], [48 * MiB, 'splice']] as const) {
+            const client = await runClient(null, { port: f.port, bytes, timeoutMs: 30_000 });
+            assertIntactEcho(client, bytes);
+            const closed = await f.waitFor((e) => e.type === 'closed' && e.bytesToUpstream === bytes);
+            assert.equal(closed.reason, 'eof');
+            assert.equal(closed.bytesToClient, bytes);
+            assert.equal(closed.datapath, path, `${bytes} B`);
+          }
+        });
+        // Half-close on both paths: a request, FIN, then a reply of 1 KiB (relay) or 4 MiB (kernel).
+        for (const reply of [1024, 4 * MiB]) {
+          const server = await startServer(null, { mode: 'source', bytes: reply });
+          const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, { spliceAfterBytes: after });
+          try {
+            const client = await runClient(null, { port: f.port, bytes: 4096, timeoutMs: 20_000 });
+            const served = await server.nextReport();
+            assert.equal(client.error, undefined);
+            assert.equal(served.recvSha, client.sentSha, 'request arrived intact');
+            assert.equal(client.recvBytes, reply);
+            assert.equal(client.recvSha, served.sentSha, 'reply arrived intact');
+          } finally {
+            await f.close();
+            await server.stop();
+          }
+        }
+      });
+    }
+
     test('connectionEvents: false skips connected/closed events; the stats still count', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
@@ -335,6 +369,11 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
         // Engine 0 reads the pause ring buffer and must hand the events over.
         await backpressureTest(t, { total: 24 * MiB, rate: MiB, slowMs: 2000, threads: 2 });
       });
+      test('in-flight budget after spliceAfterBytes: the moved connection pauses and resumes, every byte arrives', async (t) => {
+        if (!ready(t, datapath)) return;
+        // The in-flight count starts mid-stream here; a byte counted twice would never let it reach 0.
+        await backpressureTest(t, { total: 24 * MiB, rate: MiB, slowMs: 2000, spliceAfterBytes: 64 * 1024 });
+      });
     }
   });
 }
@@ -348,7 +387,13 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
  */
 async function backpressureTest(
   t: TestContext,
-  { total, rate, slowMs, threads = 1 }: { total: number; rate: number; slowMs: number; threads?: number },
+  {
+    total,
+    rate,
+    slowMs,
+    threads = 1,
+    spliceAfterBytes = 0,
+  }: { total: number; rate: number; slowMs: number; threads?: number; spliceAfterBytes?: number },
 ): Promise<void> {
   const native = loadNative();
   const budget = 256 * 1024;
@@ -374,7 +419,7 @@ async function backpressureTest(
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as net.AddressInfo).port;
-  const f = await startEngine('splice', { host: '127.0.0.1', port }, { budgetBytes: budget }, { threads });
+  const f = await startEngine('splice', { host: '127.0.0.1', port }, { budgetBytes: budget, spliceAfterBytes }, { threads });
   try {
     const sent = new StreamHash();
     const client = await connectOwnedBy(f, threads - 1);
