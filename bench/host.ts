@@ -58,3 +58,14 @@ export function summarizeMemory(samples: MemorySample[]): { memDropMaxMB: number
     tcpMemMaxMB: Math.max(0, ...samples.map((s) => s.tcpMem)) / MB,
   };
 }
+
+/**
+ * Whether TCP runs under memory pressure machine-wide (/proc/net/protocols "press"): then
+ * every socket's buffers are held small and throughput collapses for every system alike
+ * (seen: 5 instead of 35 Gbit/s through veth after 1.6 GB of accounting leaked).
+ */
+export function tcpMemoryPressure(): { on: boolean; pages: number } {
+  const line = readFileSync('/proc/net/protocols', 'utf8').split('\n').find((l) => /^TCP\s/.test(l)) ?? '';
+  const fields = line.trim().split(/\s+/);
+  return { on: fields[4] === 'yes', pages: Number(fields[3] ?? 0) };
+}

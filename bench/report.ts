@@ -17,6 +17,8 @@ export interface ResultsMeta {
   cpuModel?: string;
   loadAverageAtStart: number;
   loadAverageAtEnd: number;
+  /** TCP memory pressure at start or end: the figures are then not representative. */
+  tcpMemoryPressure?: boolean;
   options: BenchOptions;
   /** Systems that could not run here, and why. */
   skipped: Record<string, string>;
@@ -44,6 +46,7 @@ export function writeReports(doc: ResultsDocument, name: string): ResultsDocumen
     `Run ${meta.startedAt} on ${meta.host}: kernel ${meta.kernel}, ${meta.cpus} CPUs (${meta.cpuModel ?? 'unknown'}), ${o.mode} mode, ${o.rounds} interleaved round(s); throughput and conn/s tests ${o.seconds} s, sockperf ${o.latencySeconds} s.`,
     `Load average (1 min) at start ${meta.loadAverageAtStart.toFixed(2)}, at end ${meta.loadAverageAtEnd.toFixed(2)}: anything else running on the machine makes these figures noisy.`,
     `bpfredir forward with ${o.sndbuf || o.budget ? `--sndbuf ${o.sndbuf ?? '(default)'} --budget ${o.budget ?? '(default)'}` : 'its default --sndbuf and --budget'}. Raw runs: [${resultsFileName(meta.startedAt)}](${resultsFileName(meta.startedAt)}).`,
+    ...(meta.tcpMemoryPressure ? ['**TCP was under memory pressure** (/proc/net/protocols): every socket ran with small buffers; these figures are not representative.'] : []),
     ...(o.note ? [o.note] : []),
   ];
   const markdown = renderMarkdown(figures, targets, {

@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync
 import { cpus, hostname, loadavg, release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cleanupAll, onCleanup } from './cleanup.js';
+import { tcpMemoryPressure } from './host.js';
 import { BenchOptions, parseOptions } from './options.js';
 import { RESULTS_DIR } from './paths.js';
 import { ResultsDocument, resultsFileName, writeReports } from './report.js';
@@ -91,6 +92,13 @@ async function main(): Promise<void> {
   const tmpDir = mkdtempSync(join(tmpdir(), 'bfrbench-'));
   onCleanup(`temp dir ${tmpDir}`, () => rmSync(tmpDir, { recursive: true, force: true }));
   const loadAverageAtStart = loadavg()[0];
+  const pressureAtStart = tcpMemoryPressure();
+  if (pressureAtStart.on)
+    process.stderr.write(
+      `bench: warning: TCP is under memory pressure (sockstat "TCP: mem" ${pressureAtStart.pages} pages ≥ net.ipv4.tcp_mem[1]); ` +
+        'every socket runs with small buffers, so these figures will not be representative. If no socket holds that memory ' +
+        '(a leak), raise net.ipv4.tcp_mem by it or reboot; see docs/PERFORMANCE.md\n',
+    );
 
   const plannedSeconds = planSeconds(options, systems, workloads);
   process.stderr.write(`bench: ${options.mode} mode, ${options.rounds} round(s), about ${Math.ceil(plannedSeconds / 60)} min (stops starting tests after ${options.maxMinutes} min)\n`);
@@ -107,6 +115,7 @@ async function main(): Promise<void> {
       cpuModel: cpus()[0]?.model,
       loadAverageAtStart,
       loadAverageAtEnd: loadavg()[0],
+      tcpMemoryPressure: pressureAtStart.on || tcpMemoryPressure().on,
       options,
       skipped,
       systems: systems.map((s) => s.name),

@@ -27,7 +27,7 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('connect-timeout', { type: 'string', describe: 'give up connecting upstream after, e.g. 5s (default 5s)' })
       .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, default 4MiB (0: unlimited)' })
       .option('sndbuf', { type: 'string', describe: 'SO_SNDBUF of spliced sockets, e.g. 4MiB (0: autotune)' })
-      .option('splice-after', { type: 'string', describe: 'relay the first bytes of a connection in user space, splice after e.g. 64KiB (default 0: at once)' })
+      .option('splice-after', { type: 'string', describe: 'bytes a connection carries on the user-space relay before it is spliced in the kernel, default 64KiB (0: at once)' })
       .option('threads', { type: 'string', describe: 'engine threads: auto (default, one per CPU) or 1..64' })
       .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel'),
   handler: async (args) => {

@@ -59,7 +59,9 @@ export const DEFAULTS = {
   // "A few MiB" bounds the kernel queue per direction; 0 = unlimited.
   budgetBytes: 4 * 2 ** 20,
   sndbufBytes: 4 * 2 ** 20,
-  spliceAfterBytes: 0,
+  // Short connections stay on the user-space relay (cheaper than setting up and tearing down
+  // the kernel path: measured 0.80 → 0.89 × HAProxy's conn/s); bulk moves into the kernel.
+  spliceAfterBytes: 64 * 2 ** 10,
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,
 };

@@ -52,6 +52,16 @@ export function openFds(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/**
+ * Pages the kernel's TCP memory accounting holds, machine-wide (sockstat "TCP: mem").
+ * A socket freed with charged memory leaks this count for good; above
+ * net.ipv4.tcp_mem[1] every TCP socket on the machine then runs under memory pressure.
+ */
+export function tcpMemPages(): number {
+  const line = readFileSync('/proc/net/sockstat', 'utf8').split('\n').find((l) => l.startsWith('TCP:'));
+  return Number(/ mem (\d+)/.exec(line ?? '')?.[1] ?? 0);
+}
+
 export function memAvailableBytes(): number {
   const m = /MemAvailable:\s+(\d+) kB/.exec(readFileSync('/proc/meminfo', 'utf8'));
   return Number(m![1]) * 1024;

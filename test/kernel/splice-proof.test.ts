@@ -77,7 +77,8 @@ describe('in-kernel splice', { skip }, () => {
   };
 
   test('the bytes go through the kernel, not the bpfredir process', { timeout: 300_000 }, async (t) => {
-    const kernel = await transfer('splice, no budget', ['--datapath', 'splice', '--budget', '0'], report(t));
+    // --splice-after 0: every byte, from the first, on the kernel path.
+    const kernel = await transfer('splice, no budget', ['--datapath', 'splice', '--budget', '0', '--splice-after', '0'], report(t));
     const relay = await transfer('user-space relay', ['--datapath', 'userspace'], report(t));
 
     assert.equal(kernel.stats!.bytesToUpstream, BigInt(GiB), 'BPF counter = bytes transferred');
@@ -91,7 +92,7 @@ describe('in-kernel splice', { skip }, () => {
   });
 
   test('with a budget every byte still arrives and is counted', { timeout: 120_000 }, async (t) => {
-    const budgeted = await transfer('splice, 16 MiB budget', ['--datapath', 'splice', '--budget', '16MiB'], report(t));
+    const budgeted = await transfer('splice, 16 MiB budget', ['--datapath', 'splice', '--budget', '16MiB', '--splice-after', '0'], report(t));
     const { bytesToUpstream, bytesPassed } = budgeted.stats!;
     assert.equal(bytesToUpstream, BigInt(GiB), 'BPF counter = bytes transferred, paused or not');
     assert.ok(bytesPassed < bytesToUpstream);
