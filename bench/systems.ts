@@ -21,9 +21,10 @@ export interface BpfredirTuning {
   budget?: string;
   threads?: string;
   'splice-after'?: string;
+  'bulk-flows'?: string;
 }
 
-const TUNING_KEYS = ['sndbuf', 'budget', 'threads', 'splice-after'] as const;
+const TUNING_KEYS = ['sndbuf', 'budget', 'threads', 'splice-after', 'bulk-flows'] as const;
 
 export interface StartContext {
   netns: string;
@@ -184,6 +185,7 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       ...(ctx.bpfredir.budget ? ['--budget', ctx.bpfredir.budget] : []),
       ...(ctx.bpfredir.threads ? ['--threads', ctx.bpfredir.threads] : []),
       ...(ctx.bpfredir['splice-after'] ? ['--splice-after', ctx.bpfredir['splice-after']] : []),
+      ...(ctx.bpfredir['bulk-flows'] ? ['--bulk-flows', ctx.bpfredir['bulk-flows']] : []),
     ],
   };
 }
@@ -211,7 +213,7 @@ export function resolveSystem(spec: string): SystemDef {
   const base = SYSTEMS.find((s) => s.name === name);
   if (!base) throw new Error(`unknown system ${name}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
   if (settings.length === 0) return base;
-  const howTo = 'sndbuf=SIZE, budget=SIZE, threads=N or splice-after=SIZE';
+  const howTo = 'sndbuf=SIZE, budget=SIZE, threads=N, splice-after=SIZE or bulk-flows=relay|kernel';
   if (base.kind !== 'bpfredir') throw new Error(`${spec}: only bpfredir systems take settings (${howTo})`);
   const tuning: BpfredirTuning = {};
   for (const setting of settings) {

@@ -38,6 +38,8 @@ struct Connection {
   uint32_t budget_bytes = 0;
   bool want_splice = false;
   uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
+  bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
+  bool splice_decided = false;      // DecideBulk has run
   ConnState state = ConnState::kConnecting;
   UniqueFd fd[2];
   SockAddress client;
@@ -45,6 +47,7 @@ struct Connection {
   uint64_t accepted_ns = 0;
   uint64_t connected_ns = 0;
   uint64_t last_activity_ns = 0;  // relayed connections only; the kernel stamps spliced ones
+  uint64_t first_byte_ns = 0;     // relayed: when the first byte moved
 
   // Spliced.
   uint64_t cookie[2] = {0, 0};

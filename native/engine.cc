@@ -98,7 +98,8 @@ void Engine::PostPauseEvent(uint64_t cookie, bool paused) {
 
 EngineStats Engine::Stats() const {
   return {0,                      connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
-          pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load()};
+          pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load(),
+          bulk_relayed_.load()};
 }
 
 void Engine::RequestStop() {
@@ -314,6 +315,7 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   c.budget_bytes = config.budget_bytes;
   c.want_splice = maps_ && config.datapath == Datapath::kSplice;
   c.splice_after_bytes = config.splice_after_bytes;
+  c.bulk_on_relay = config.bulk_on_relay;
   c.accepted_ns = MonotonicNs();
   c.client = peer;
   SetNoDelay(client.get());

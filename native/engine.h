@@ -41,7 +41,7 @@ struct EngineEvent {
 };
 
 struct EngineStats {
-  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed;
+  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed, bulk_relayed;
 };
 
 // Where an engine sits among its siblings in an EngineGroup.
@@ -138,6 +138,8 @@ class Engine {
   void StartRelay(Connection& c);
   void OnRelayEvent(Connection& c, uint32_t events);
   void RunRelay(Connection& c);
+  // Past splice_after_bytes: a bulk flow may stay on the relay (bulk_on_relay).
+  void DecideBulk(Connection& c);
   // Past splice_after_bytes with nothing left in user space: into the kernel.
   void MoveIntoKernel(Connection& c);
   void CloseRelayed(Connection& c, const char* reason, bool reset, int err);
@@ -171,7 +173,7 @@ class Engine {
   const bool connection_events_;
   bool finished_ = false;
   std::atomic<uint64_t> connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
-      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0};
+      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0}, bulk_relayed_{0};
 
   // Caller thread only.
   bool stop_requested_ = false;

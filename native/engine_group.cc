@@ -59,6 +59,7 @@ EngineStats EngineGroup::Stats() const {
     total.accepted += s.accepted;
     total.connect_failed += s.connect_failed;
     total.closed += s.closed;
+    total.bulk_relayed += s.bulk_relayed;
   }
   return total;
 }

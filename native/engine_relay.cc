@@ -15,6 +15,9 @@ static constexpr uint32_t kRelayEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLL
 // Bytes a relayed direction copies before it switches to splice(2) through a
 // pipe: short connections never pay for two pipes (four fds, eight calls).
 static constexpr uint64_t kCopyBytes = 64 * 1024;
+// A flow that carries splice_after bytes this soon after its first byte is bulk:
+// a ping-pong of small messages needs hundreds of round trips for 64 KiB.
+static constexpr uint64_t kBulkWindowNs = 10 * 1000 * 1000;
 static constexpr Side kSides[] = {kClient, kUpstream};
 
 void Engine::StartRelay(Connection& c) {
@@ -51,14 +54,32 @@ void Engine::RunRelay(Connection& c) {
     more |= pump->more();
   }
   if (c.pump[kClient]->finished() && c.pump[kUpstream]->finished()) return CloseRelayed(c, "eof", false, 0);
-  if (progressed) c.last_activity_ns = MonotonicNs();
-  // Bytes still waiting in a receive queue are fine: the verdict takes them in order.
-  if (c.want_splice && c.pump[kClient]->bytes() + c.pump[kUpstream]->bytes() >= c.splice_after_bytes &&
-      c.pump[kClient]->drained() && c.pump[kUpstream]->drained()) {
-    MoveIntoKernel(c);
-    if (c.state == ConnState::kSpliced) return;
+  if (progressed) {
+    c.last_activity_ns = MonotonicNs();
+    if (!c.first_byte_ns) c.first_byte_ns = c.last_activity_ns;
+  }
+  if (c.want_splice && c.pump[kClient]->bytes() + c.pump[kUpstream]->bytes() >= c.splice_after_bytes) {
+    if (!c.splice_decided) DecideBulk(c);
+    // Bytes still waiting in a receive queue are fine: the verdict takes them in order.
+    if (c.want_splice && c.pump[kClient]->drained() && c.pump[kUpstream]->drained()) {
+      MoveIntoKernel(c);
+      if (c.state == ConnState::kSpliced) return;
+    }
   }
   if (more) rerun_.push_back(c.id);
+}
+
+// Decided once, when the connection has carried splice_after bytes: a flow
+// that did so within kBulkWindowNs of its first byte is a bulk transfer, and
+// with bulk_on_relay it stays here on splice(2), which outruns the sockmap
+// path on the kernels measured (docs/PERFORMANCE.md); the rest go into the
+// kernel, where a message costs no wake-up of this process.
+void Engine::DecideBulk(Connection& c) {
+  c.splice_decided = true;
+  if (!c.bulk_on_relay || MonotonicNs() - c.first_byte_ns >= kBulkWindowNs) return;
+  c.want_splice = false;
+  bulk_relayed_++;
+  for (auto& pump : c.pump) pump->set_copy_limit(kCopyBytes);
 }
 
 void Engine::MoveIntoKernel(Connection& c) {

@@ -23,6 +23,8 @@ struct ListenerConfig {
   // Splice datapath: relay the first bytes in user space and move the
   // connection into the kernel once it has carried this many (0: at once).
   uint32_t splice_after_bytes = 0;
+  // A flow that carries splice_after_bytes within 10 ms stays on the splice(2) relay.
+  bool bulk_on_relay = false;
 };
 
 // Opens `count` non-blocking listening sockets for config, on the caller's

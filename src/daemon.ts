@@ -158,6 +158,7 @@ function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; 
       budgetBytes: config.budgetBytes,
       sndbufBytes: config.sndbufBytes,
       spliceAfterBytes: config.spliceAfterBytes,
+      bulkOnRelay: config.bulkFlows === 'relay',
     });
   } catch (err) {
     throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));

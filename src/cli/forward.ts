@@ -14,6 +14,7 @@ interface ForwardArgs extends ServeArgs {
   sndbuf?: string;
   threads?: string;
   'splice-after'?: string;
+  'bulk-flows'?: string;
 }
 
 export const forwardCommand: CommandModule<object, ForwardArgs> = {
@@ -28,6 +29,7 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, default 4MiB (0: unlimited)' })
       .option('sndbuf', { type: 'string', describe: 'SO_SNDBUF of spliced sockets, e.g. 4MiB (0: autotune)' })
       .option('splice-after', { type: 'string', describe: 'bytes a connection carries on the user-space relay before it is spliced in the kernel, default 64KiB (0: at once)' })
+      .option('bulk-flows', { choices: ['relay', 'kernel'] as const, describe: 'where a flow that carries its first --splice-after bytes within 10 ms goes: the splice(2) relay (default) or the kernel splice path' })
       .option('threads', { type: 'string', describe: 'engine threads: auto (default, one per CPU) or 1..64' })
       .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel'),
   handler: async (args) => {
@@ -37,6 +39,7 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
         sndbuf: args.sndbuf,
         threads: args.threads,
         splice_after: args['splice-after'],
+        bulk_flows: args['bulk-flows'],
         rules: [
           {
             name: 'forward',

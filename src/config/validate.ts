@@ -10,13 +10,14 @@ import { formatPrefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
 import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { DEFAULTS, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { DEFAULTS, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'connect_timeout', 'idle_timeout', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'rules'] as const;
 const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
+const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
 /** The kernel's in-flight accounting uses 32-bit sequence arithmetic. */
 const MAX_BUDGET = 2 ** 31 - 1;
@@ -233,6 +234,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const budgetBytes = field(entries, 'budget', '', problems, sizeUpTo(MAX_BUDGET, '4MiB, or 0 for unlimited'), DEFAULTS.budgetBytes);
   const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
   const spliceAfterBytes = field(entries, 'splice_after', '', problems, sizeUpTo(MAX_SPLICE_AFTER, '64KiB, or 0 to splice at once'), DEFAULTS.spliceAfterBytes);
+  const bulkFlows = field(entries, 'bulk_flows', '', problems, oneOf(BULK_FLOWS), DEFAULTS.bulkFlows);
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
@@ -256,5 +258,5 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, rules, source: file };
+  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, rules, source: file };
 }

@@ -59,6 +59,8 @@ export interface ListenerOptions {
   sndbufBytes: number;
   /** Splice datapath: relay this many bytes in user space first (default 0: splice at once). */
   spliceAfterBytes?: number;
+  /** A flow that carries spliceAfterBytes within 10 ms of its first byte stays on the splice(2) relay (default false). */
+  bulkOnRelay?: boolean;
 }
 
 export interface ListenerHandle {
@@ -105,6 +107,8 @@ export interface EngineStats {
   accepted: number; // totals since start
   connectFailed: number;
   closed: number;
+  /** Connections kept on the splice(2) relay as bulk flows (bulkOnRelay), since start. */
+  bulkRelayed: number;
   /** accepted, per engine thread. */
   acceptedByThread: number[];
 }

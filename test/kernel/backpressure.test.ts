@@ -30,6 +30,8 @@ describe('backpressure', { skip }, () => {
     proxy = await startBpfredir(ns, [
       'forward', '127.0.0.1:8300', `127.0.0.1:${slow.port}`, '--datapath', 'splice',
       '--budget', String(budget), '--sndbuf', String(sndbuf),
+      // Every byte on the kernel path: a bulk flow would otherwise stay on the splice(2) relay.
+      '--splice-after', '0',
     ]);
   });
 

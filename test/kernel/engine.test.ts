@@ -148,6 +148,46 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       });
     }
 
+    if (datapath === 'splice') {
+      test('bulkOnRelay: a bulk flow stays on the splice(2) relay, a slow ping-pong moves into the kernel', async (t) => {
+        if (!ready(t, datapath)) return;
+        await withProxy(datapath, 'echo', {}, { spliceAfterBytes: 64 * 1024, bulkOnRelay: true }, async (f) => {
+          assertIntactEcho(await runClient(null, { port: f.port, bytes: 32 * MiB, timeoutMs: 30_000 }), 32 * MiB);
+          const bulk = await f.waitFor((e) => e.type === 'closed' && e.bytesToUpstream === 32 * MiB);
+          assert.equal(bulk.datapath, 'userspace');
+          assert.equal(bulk.bytesToClient, 32 * MiB);
+          assert.equal(f.engine.stats().bulkRelayed, 1);
+
+          // 1 KiB each way per round trip, 1 ms apart: 64 KiB take far longer than the 10 ms bulk window.
+          const socket = net.connect(f.port, '127.0.0.1');
+          await new Promise<void>((resolve) => socket.once('connect', resolve));
+          const sent = new StreamHash();
+          const echoed = new StreamHash();
+          let pending = 0;
+          let wake = () => {};
+          socket.on('data', (chunk: Buffer) => {
+            echoed.update(chunk);
+            pending -= chunk.length;
+            if (pending === 0) wake();
+          });
+          for (let i = 0; i < 80; i++) {
+            const message = Buffer.alloc(1024, i);
+            sent.update(message);
+            pending += message.length;
+            const answered = new Promise<void>((resolve) => (wake = resolve));
+            socket.write(message);
+            await answered;
+            await new Promise((r) => setTimeout(r, 1));
+          }
+          socket.end();
+          const slow = await f.waitFor((e) => e.type === 'closed' && e.bytesToUpstream === 80 * 1024);
+          assert.equal(slow.datapath, 'splice');
+          assert.equal(echoed.digest(), sent.digest());
+          assert.equal(f.engine.stats().bulkRelayed, 1);
+        });
+      });
+    }
+
     test('connectionEvents: false skips connected/closed events; the stats still count', async (t) => {
       if (!ready(t, datapath)) return;
       const server = await startServer(null, { mode: 'echo' });
