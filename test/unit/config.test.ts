@@ -28,6 +28,8 @@ test('the example config is valid and has defaults filled in', () => {
   assert.equal(config.datapath, 'auto');
   assert.equal(config.budgetBytes, 4 * 2 ** 20);
   assert.equal(config.threads, 0, 'auto: one engine thread per CPU');
+  assert.equal(config.spliceAfterBytes, 64 * 1024);
+  assert.equal(config.bulkFlows, 'relay');
   assert.deepEqual(
     config.rules.map((r) => [r.name, r.kind]),
     [
@@ -104,6 +106,8 @@ test('each mistake is one located line saying how to fix it', () => {
     ['threads: 0\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: threads: '0' is not a thread count; write auto (one per CPU) or a number 1..64"],
     ['threads: 65\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: threads: '65' is not a thread count; write auto (one per CPU) or a number 1..64"],
     ['connect_timeout: 5\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', 'cfg.yaml:1: connect_timeout: 5 has no unit; write e.g. 5s (units: ms, s, m, h)'],
+    ['bulk_flows: fast\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: bulk_flows: 'fast' is not one of relay, kernel"],
+    ['splice_after: lots\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: splice_after: 'lots' is not a size; write e.g. 64KiB, or 0 to splice at once (units: B, KiB, MiB, GiB, k, M, G)"],
     ['datapath: fast\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: datapath: 'fast' is not one of auto, splice, userspace"],
     ['buget: 1MiB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: unknown key 'buget'; did you mean 'budget'?"],
     ['rules: []', 'cfg.yaml:1: rules: needs a list of at least one rule (see deploy/example.yaml)'],
