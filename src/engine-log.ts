@@ -18,6 +18,8 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
     case 'closed':
       return logger.info('closed', {
         ...fields,
+        // Where it ended up: short connections and bulk flows stay on the relay (splice_after, bulk_flows).
+        datapath: event.datapath,
         reason: event.reason,
         bytes_to_upstream: event.bytesToUpstream,
         bytes_to_client: event.bytesToClient,

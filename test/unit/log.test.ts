@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { logEngineEvent } from '../../src/engine-log.js';
 import { createLogger } from '../../src/log.js';
 
 const now = () => new Date('2026-01-02T03:04:05.000Z');
@@ -32,4 +33,17 @@ test('lines below the chosen level are dropped', () => {
   log.warn('connect_failed');
   log.error('engine_error');
   assert.deepEqual(lines.map((l) => l.split(' ')[1]), ['warn', 'error']);
+});
+
+test('engine events: the closed line says where the connection ended up', () => {
+  const lines: string[] = [];
+  const log = createLogger({ format: 'text', write: (l) => lines.push(l), now });
+  logEngineEvent(
+    log,
+    { type: 'closed', ruleId: 1, connId: 7, client: '127.0.0.1:5000', originalDst: '127.0.0.2:80', upstream: '127.0.0.1:9000', datapath: 'userspace', reason: 'eof', bytesToUpstream: 10, bytesToClient: 20, durationMs: 1.234 },
+    new Map([[1, 'web']]),
+  );
+  assert.deepEqual(lines, [
+    '2026-01-02T03:04:05.000Z info closed rule=web conn=7 client=127.0.0.1:5000 dst=127.0.0.2:80 upstream=127.0.0.1:9000 datapath=userspace reason=eof bytes_to_upstream=10 bytes_to_client=20 duration_ms=1.2',
+  ]);
 });
