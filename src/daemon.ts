@@ -83,7 +83,7 @@ const engineThreads = (configured: number) => configured || Math.min(availablePa
 
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 
-/** Our per-netns pin directory; another instance's pin keeps it (ENOTEMPTY). */
+/** A pin directory of ours; another instance's pins keep it (ENOTEMPTY). */
 function removeDirIfEmpty(path: string): void {
   try {
     rmdirSync(path);
@@ -121,6 +121,8 @@ function attachSteering(args: { native: RawBinding; object: RawBpfObject; root: 
   } catch (err) {
     throw explainStartFailure(err, `preparing ${root}/${dir}`);
   }
+  // Undone in reverse: the per-netns directory first, then bpfredir/ unless another netns's is in it.
+  undo.push('remove bpfredir pin directory', () => removeDirIfEmpty(`${root}/bpfredir`));
   undo.push('remove pin directory', () => removeDirIfEmpty(`${root}/${dir}`));
   const linkId = object.attachSkLookup(PROGRAMS.steer);
   undo.push('detach sk_lookup', () => object.detach(linkId));
