@@ -65,6 +65,29 @@ async function withProxy(
   }
 }
 
+/** `times` clients in a row each send a request and FIN, then read the whole reply; both checked. */
+async function halfCloseExchange(
+  datapath: 'splice' | 'userspace',
+  { request, reply, times = 1 }: { request: number; reply: number; times?: number },
+  listenerOptions: Parameters<typeof startEngine>[2] = {},
+): Promise<void> {
+  const server = await startServer(null, { mode: 'source', bytes: reply });
+  const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, listenerOptions);
+  try {
+    for (let i = 0; i < times; i++) {
+      const client = await runClient(null, { port: f.port, bytes: request, timeoutMs: 20_000 });
+      const served = await server.nextReport();
+      assert.equal(client.error, undefined);
+      assert.equal(served.recvSha, client.sentSha, 'request arrived intact');
+      assert.equal(client.recvBytes, reply);
+      assert.equal(client.recvSha, served.sentSha, 'reply arrived intact');
+    }
+  } finally {
+    await f.close();
+    await server.stop();
+  }
+}
+
 function assertIntactEcho(client: ClientReport, bytes: number): void {
   assert.equal(client.error, undefined);
   assert.equal(client.bytes, bytes);
@@ -130,21 +153,7 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
           }
         });
         // Half-close on both paths: a request, FIN, then a reply of 1 KiB (relay) or 4 MiB (kernel).
-        for (const reply of [1024, 4 * MiB]) {
-          const server = await startServer(null, { mode: 'source', bytes: reply });
-          const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port }, { spliceAfterBytes: after });
-          try {
-            const client = await runClient(null, { port: f.port, bytes: 4096, timeoutMs: 20_000 });
-            const served = await server.nextReport();
-            assert.equal(client.error, undefined);
-            assert.equal(served.recvSha, client.sentSha, 'request arrived intact');
-            assert.equal(client.recvBytes, reply);
-            assert.equal(client.recvSha, served.sentSha, 'reply arrived intact');
-          } finally {
-            await f.close();
-            await server.stop();
-          }
-        }
+        for (const reply of [1024, 4 * MiB]) await halfCloseExchange(datapath, { request: 4096, reply }, { spliceAfterBytes: after });
       });
     }
 
@@ -221,22 +230,7 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
 
     test('half-close: request, FIN, then the whole reply', async (t) => {
       if (!ready(t, datapath)) return;
-      const reply = 4 * MiB;
-      const server = await startServer(null, { mode: 'source', bytes: reply });
-      const f = await startEngine(datapath, { host: '127.0.0.1', port: server.port });
-      try {
-        for (let i = 0; i < 5; i++) {
-          const client = await runClient(null, { port: f.port, bytes: 256 * 1024, timeoutMs: 20_000 });
-          const served = await server.nextReport();
-          assert.equal(client.error, undefined);
-          assert.equal(served.recvSha, client.sentSha, 'request arrived intact');
-          assert.equal(client.recvBytes, reply);
-          assert.equal(client.recvSha, served.sentSha, 'reply arrived intact');
-        }
-      } finally {
-        await f.close();
-        await server.stop();
-      }
+      await halfCloseExchange(datapath, { request: 256 * 1024, reply: 4 * MiB, times: 5 });
     });
 
     test('refused upstream: the client is reset at once and connect_failed is emitted', async (t) => {
