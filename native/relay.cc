@@ -95,11 +95,11 @@ int Pump::Run() {
   if (dst_shut_) return 0;
   for (int round = 0;; round++) {
     bool moved = false;
-    if (!pipe_read_ && (bytes_ < copy_limit_ || !left_over_.empty())) {
+    // Out of pipes (EMFILE, ENFILE): copying is slower but loses no connection.
+    if (!pipe_read_ && bytes_ >= copy_limit_ && left_over_.empty() && OpenPipe() != 0) copy_limit_ = kNeverSplice;
+    if (!pipe_read_) {
       if (int err = Copy(&moved)) return err;
     } else {
-      if (!pipe_read_)
-        if (int err = OpenPipe()) return err;
       if (int err = FillPipe(&moved)) return err;
       if (int err = EmptyPipe(&moved)) return err;
     }

@@ -19,9 +19,10 @@ class Pump {
 
   // Moves everything it can without blocking; after src's EOF and nothing left
   // over, shuts down dst's write side. Returns 0 or the errno that broke the
-  // stream (ECONNRESET, EPIPE, EMFILE for the pipe, ...). Sets progressed() if
-  // any byte moved and more() if it stopped for fairness before either socket
-  // would block: the caller must run it again (no new epoll edge will come).
+  // stream (ECONNRESET, EPIPE, ...); without a pipe to be had it keeps copying.
+  // Sets progressed() if any byte moved and more() if it stopped for fairness
+  // before either socket would block: the caller must run it again (no new
+  // epoll edge will come).
   int Run();
 
   void set_copy_limit(uint64_t bytes) { copy_limit_ = bytes; }

@@ -5,6 +5,7 @@
  * fresh netns; the 1 GiB run uses the `forward` one-liner.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -121,6 +122,24 @@ for (const datapath of ['splice', 'userspace'] as const) {
 
     // With the default 4 MiB budget: an echo moves bulk both ways at once, the case where two
     // paused directions once waited on each other (docs/ARCHITECTURE.md, data path item 3).
+    test('out of descriptors for pipes: a bulk transfer keeps copying and arrives intact', { timeout: 60_000 }, async () => {
+      const fwd = await startBpfredir(ns, ['forward', '127.0.0.1:8101', `127.0.0.1:${servers.echo!.port}`, '--datapath', datapath]);
+      try {
+        // Room for the connection's two sockets and one spare descriptor: no pipe (two) fits.
+        const limit = openFds(fwd.pid) + 3;
+        execFileSync('prlimit', ['--pid', String(fwd.pid), `--nofile=${limit}:`]);
+        const client = await runClient(ns, { port: 8101, bytes: 8 * MiB, timeoutMs: 30_000 });
+        assert.equal(client.error, undefined);
+        assert.equal(client.recvBytes, 8 * MiB);
+        assert.equal(client.recvSha, client.sentSha);
+        const closed = await fwd.waitForLog((l) => l.msg === 'closed');
+        assert.equal(closed.reason, 'eof');
+        assert.equal(closed.datapath, 'userspace', 'a bulk flow stays on the relay');
+      } finally {
+        assert.equal(await fwd.stop(), 0);
+      }
+    });
+
     // And TCP memory accounting returns to where it was: a socket freed while still charged
     // (once seen with 868 MB queued on a deadlocked connection) leaks it machine-wide.
     test('forward one-liner: 1 GiB each way, sha256 equal on both ends, no TCP memory left charged', { timeout: 240_000 }, async () => {
