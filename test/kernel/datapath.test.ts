@@ -129,9 +129,11 @@ for (const datapath of ['splice', 'userspace'] as const) {
         const limit = openFds(fwd.pid) + 3;
         execFileSync('prlimit', ['--pid', String(fwd.pid), `--nofile=${limit}:`]);
         const client = await runClient(ns, { port: 8101, bytes: 8 * MiB, timeoutMs: 30_000 });
+        const served = await servers.echo!.nextReport();
         assert.equal(client.error, undefined);
+        assert.equal(served.recvSha, client.sentSha, 'client → upstream intact');
         assert.equal(client.recvBytes, 8 * MiB);
-        assert.equal(client.recvSha, client.sentSha);
+        assert.equal(client.recvSha, client.sentSha, 'upstream → client intact');
         const closed = await fwd.waitForLog((l) => l.msg === 'closed');
         assert.equal(closed.reason, 'eof');
         assert.equal(closed.datapath, 'userspace', 'a bulk flow stays on the relay');
