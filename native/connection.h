@@ -39,7 +39,6 @@ struct Connection {
   bool want_splice = false;
   uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
-  bool splice_decided = false;      // DecideBulk has run
   ConnState state = ConnState::kConnecting;
   UniqueFd fd[2];
   SockAddress client;

@@ -138,8 +138,9 @@ class Engine {
   void StartRelay(Connection& c);
   void OnRelayEvent(Connection& c, uint32_t events);
   void RunRelay(Connection& c);
-  // Past splice_after_bytes: a bulk flow may stay on the relay (bulk_on_relay).
-  void DecideBulk(Connection& c);
+  // Past splice_after_bytes: a bulk flow stays on the relay (bulk_on_relay).
+  bool IsBulk(const Connection& c) const;
+  void KeepOnRelay(Connection& c);
   // Past splice_after_bytes with nothing left in user space: into the kernel.
   void MoveIntoKernel(Connection& c);
   void CloseRelayed(Connection& c, const char* reason, bool reset, int err);

@@ -59,9 +59,10 @@ void Engine::RunRelay(Connection& c) {
     if (!c.first_byte_ns) c.first_byte_ns = c.last_activity_ns;
   }
   if (c.want_splice && c.pump[kClient]->bytes() + c.pump[kUpstream]->bytes() >= c.splice_after_bytes) {
-    if (!c.splice_decided) DecideBulk(c);
-    // Bytes still waiting in a receive queue are fine: the verdict takes them in order.
-    if (c.want_splice && c.pump[kClient]->drained() && c.pump[kUpstream]->drained()) {
+    if (IsBulk(c)) {
+      KeepOnRelay(c);
+    } else if (c.pump[kClient]->drained() && c.pump[kUpstream]->drained()) {
+      // Bytes still waiting in a receive queue are fine: the verdict takes them in order.
       MoveIntoKernel(c);
       if (c.state == ConnState::kSpliced) return;
     }
@@ -69,14 +70,16 @@ void Engine::RunRelay(Connection& c) {
   if (more) rerun_.push_back(c.id);
 }
 
-// Decided once, when the connection has carried splice_after bytes: a flow
-// that did so within kBulkWindowNs of its first byte is a bulk transfer, and
-// with bulk_on_relay it stays here on splice(2), which outruns the sockmap
-// path on the kernels measured (docs/PERFORMANCE.md); the rest go into the
-// kernel, where a message costs no wake-up of this process.
-void Engine::DecideBulk(Connection& c) {
-  c.splice_decided = true;
-  if (!c.bulk_on_relay || MonotonicNs() - c.first_byte_ns >= kBulkWindowNs) return;
+// A flow that carried splice_after bytes within kBulkWindowNs of its first byte
+// is a bulk transfer; with bulk_on_relay it stays here on splice(2), which
+// outruns the sockmap path on the kernels measured (docs/PERFORMANCE.md). The
+// rest go into the kernel, where a message costs no wake-up of this process.
+// The first check past the threshold decides: the elapsed time only grows.
+bool Engine::IsBulk(const Connection& c) const {
+  return c.bulk_on_relay && MonotonicNs() - c.first_byte_ns < kBulkWindowNs;
+}
+
+void Engine::KeepOnRelay(Connection& c) {
   c.want_splice = false;
   bulk_relayed_++;
   for (auto& pump : c.pump) pump->set_copy_limit(kCopyBytes);
