@@ -15,7 +15,7 @@ export interface Endpoint {
   port: number;
 }
 
-/** bpfredir forward's --sndbuf / --budget / --threads; unset = bpfredir's default. */
+/** bpfredir forward's options of these names; unset = bpfredir's default. */
 export interface BpfredirTuning {
   sndbuf?: string;
   budget?: string;
@@ -181,11 +181,8 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       // No per-connection log lines, like the peers here (none has an access log configured).
       '--log-level',
       'warn',
-      ...(ctx.bpfredir.sndbuf ? ['--sndbuf', ctx.bpfredir.sndbuf] : []),
-      ...(ctx.bpfredir.budget ? ['--budget', ctx.bpfredir.budget] : []),
-      ...(ctx.bpfredir.threads ? ['--threads', ctx.bpfredir.threads] : []),
-      ...(ctx.bpfredir['splice-after'] ? ['--splice-after', ctx.bpfredir['splice-after']] : []),
-      ...(ctx.bpfredir['bulk-flows'] ? ['--bulk-flows', ctx.bpfredir['bulk-flows']] : []),
+      // Each setting is the forward option of the same name.
+      ...TUNING_KEYS.flatMap((key) => (ctx.bpfredir[key] ? [`--${key}`, ctx.bpfredir[key]!] : [])),
     ],
   };
 }
