@@ -13,7 +13,7 @@ import { rmdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
-import type { Config, DatapathChoice, Rule } from './config/types.js';
+import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule } from './config/types.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { BpfredirError, errnoCode, errorMessage } from './errors.js';
 import { logEngineEvent } from './engine-log.js';
@@ -78,8 +78,8 @@ interface Internals {
 }
 const internals = new WeakMap<Daemon, Internals>();
 
-/** 0 (auto): one engine thread per CPU this process may run on, at most the engine's 64. */
-const engineThreads = (configured: number) => configured || Math.min(availableParallelism(), 64);
+/** 0 (auto): one engine thread per CPU this process may run on, at most the engine's limit. */
+const engineThreads = (configured: number) => configured || Math.min(availableParallelism(), MAX_ENGINE_THREADS);
 
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
 

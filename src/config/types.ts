@@ -55,6 +55,9 @@ export interface Config {
   source: string;
 }
 
+/** The native engine's limit (EngineGroup::kMaxThreads). */
+export const MAX_ENGINE_THREADS = 64;
+
 export const DEFAULTS = {
   datapath: 'auto' as DatapathChoice,
   // Like HAProxy's nbthread: accepting and setting up connections is per-CPU work.

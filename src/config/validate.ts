@@ -10,7 +10,7 @@ import { formatPrefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
 import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { DEFAULTS, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { DEFAULTS, MAX_ENGINE_THREADS, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
@@ -27,8 +27,6 @@ const MAX_SNDBUF = 2 ** 30;
 const MAX_DURATION_MS = 2 ** 31 - 1;
 /** The engine keeps it in 32 bits. */
 const MAX_SPLICE_AFTER = 2 ** 32 - 1;
-/** The native engine's limit (EngineGroup::kMaxThreads). */
-const MAX_THREADS = 64;
 
 class Problems {
   private readonly found: { line: number; text: string }[] = [];
@@ -105,13 +103,13 @@ const duration =
     return parsed;
   };
 
-/** 'auto' (0: one per CPU) or 1..MAX_THREADS. */
+/** 'auto' (0: one per CPU) or 1..MAX_ENGINE_THREADS. */
 const threadCount = (v: unknown): Parsed<number> => {
   const text = String(v ?? '').trim();
   if (text === 'auto') return { ok: true, value: 0 };
   const n = /^\d{1,3}$/.test(text) ? Number(text) : NaN;
-  if (n >= 1 && n <= MAX_THREADS) return { ok: true, value: n };
-  return { ok: false, reason: `'${text}' is not a thread count; write auto (one per CPU) or a number 1..${MAX_THREADS}` };
+  if (n >= 1 && n <= MAX_ENGINE_THREADS) return { ok: true, value: n };
+  return { ok: false, reason: `'${text}' is not a thread count; write auto (one per CPU) or a number 1..${MAX_ENGINE_THREADS}` };
 };
 
 const connectTimeout = duration({ allowZero: false, example: '5s' });
