@@ -1,7 +1,7 @@
 # bpfredir build. `make` builds everything incrementally; V=1 shows commands.
 # Generated files live only under build/, native/build/ and dist/.
 .DELETE_ON_ERROR:
-.PHONY: all bpf native ts setup run test test-unit test-kernel bench clean
+.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels bench clean
 
 Q := $(if $(V),,@)
 BUILD := build
@@ -69,6 +69,10 @@ test-unit: all
 
 test-kernel: all
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/kernel/
+
+# The kernel suite again, on Debian's Linux 6.1 booted under QEMU (docs/KERNELS.md). As root.
+test-kernels: all
+	bash test/vm/run-kernel.sh
 
 test: setup all
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/kernel/
