@@ -3,7 +3,7 @@
  * says what is wrong and how to write it instead.
  */
 import { isIP, isIPv6 } from 'node:net';
-import { parsePrefix, type Prefix } from '../rules/ip.js';
+import { addressBytes, isMalformedIpv4, isLinkLocal, malformedIpv4Problem, parsePrefix, type Prefix } from '../rules/ip.js';
 import { ANY_PORT, mergeRanges, type PortRange } from '../rules/ports.js';
 import type { Endpoint } from './types.js';
 import type { Parsed } from './units.js';
@@ -17,6 +17,19 @@ function portNumber(text: string): number | undefined {
   if (!/^\d{1,5}$/.test(text)) return undefined;
   const port = Number(text);
   return port >= 1 && port <= 65535 ? port : undefined;
+}
+
+/**
+ * Why bpfredir cannot bind or connect to this host as written, if so. The data
+ * path reads addresses without a zone (inet_pton, no scope id), so a link-local
+ * IPv6 address, which only means something with one, cannot be used.
+ */
+export function endpointHostProblem(host: string): string | undefined {
+  if (isMalformedIpv4(host)) return malformedIpv4Problem(host);
+  const noZone = 'which bpfredir does not support; use a global or unique-local IPv6 address';
+  if (host.includes('%')) return `'${host}' has a zone (%${host.split('%')[1]}), ${noZone}`;
+  if (isIPv6(host) && isLinkLocal(addressBytes(host))) return `'${host}' is link-local and needs a zone (e.g. [${host}%eth0]), ${noZone}`;
+  return undefined;
 }
 
 /** "host:port", "[v6]:port"; host may be a name (resolved later). */
@@ -34,6 +47,8 @@ export function parseEndpoint(value: unknown): Parsed<Endpoint> {
   const port = portNumber(match[2]!);
   if (bracketed && !isIPv6(host)) return fail(`'${host}' in brackets is not an IPv6 address; ${example}`);
   if (!bracketed && !isIP(host) && !HOSTNAME.test(host)) return fail(`'${host}' is not an IP address or host name; ${example}`);
+  const problem = endpointHostProblem(host);
+  if (problem) return fail(problem);
   if (port === undefined) return fail(`'${match[2]}' is not a port (1-65535); ${example}`);
   return { ok: true, value: { host, port } };
 }

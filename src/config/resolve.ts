@@ -2,6 +2,7 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { BpfredirError, errnoCode } from '../errors.js';
+import { endpointHostProblem } from './fields.js';
 import type { Config, Endpoint, Rule } from './types.js';
 
 export type HostLookup = (host: string) => Promise<string>;
@@ -13,12 +14,14 @@ export async function resolveHostnames(config: Config, lookup: HostLookup = syst
   const problems: string[] = [];
   const resolve = async (rule: Rule, field: string, endpoint: Endpoint): Promise<Endpoint> => {
     if (isIP(endpoint.host)) return endpoint;
+    const where = `${rule.source}: rule '${rule.name}': ${field}`;
     try {
-      return { host: await lookup(endpoint.host), port: endpoint.port };
+      const host = await lookup(endpoint.host);
+      const problem = endpointHostProblem(host);
+      if (problem) problems.push(`${where}: '${endpoint.host}' resolves to ${host}: ${problem}`);
+      return { host, port: endpoint.port };
     } catch (err) {
-      problems.push(
-        `${rule.source}: rule '${rule.name}': ${field}: cannot resolve '${endpoint.host}' (${errnoCode(err) ?? 'lookup failed'}); use an IP address or fix the name`,
-      );
+      problems.push(`${where}: cannot resolve '${endpoint.host}' (${errnoCode(err) ?? 'lookup failed'}); use an IP address or fix the name`);
       return endpoint;
     }
   };

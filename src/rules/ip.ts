@@ -42,6 +42,26 @@ export function addressBytes(text: string): Buffer {
   return out;
 }
 
+/**
+ * Only numbers, like IPv4, but no dotted quad: 1.2.3, 0x7f.1, 017.0.0.1,
+ * 2130706433, 1.2.3.256. No host name either (a top-level label is never all
+ * digits), and getaddrinfo reads most of them the inet_aton way: 1.2.3 as
+ * 1.2.0.3, 017.0.0.1 as 15.0.0.1, silently another host.
+ */
+export function isMalformedIpv4(text: string): boolean {
+  return !isIPv4(text) && text.split('.').every((part) => /^(\d+|0x[0-9a-f]*)$/i.test(part));
+}
+
+/** The error for a malformed IPv4 address, wherever an address is read. */
+export function malformedIpv4Problem(text: string): string {
+  return `'${text}' is not a dotted-quad IPv4 address; write four decimal parts 0-255 without leading zeros, e.g. 10.0.0.1 (short, octal and hex forms mean other addresses)`;
+}
+
+/** fe80::/10: an address that means something only with a zone (the interface). */
+export function isLinkLocal(addr: Buffer): boolean {
+  return addr[0] === 0xfe && (addr[1]! & 0xc0) === 0x80;
+}
+
 export function isIpv4Mapped(addr: Buffer): boolean {
   return addr.subarray(0, 10).every((b) => b === 0) && addr[10] === 0xff && addr[11] === 0xff;
 }
@@ -121,7 +141,7 @@ function parseAnyPrefix(text: string): Prefix | string {
   const [host, lenText, extra] = text.split('/');
   if (extra !== undefined || host === undefined) return `'${text}' is not an address or prefix`;
   const family = isIPv4(host) ? 4 : isIPv6(host) && !host.includes('%') ? 6 : 0;
-  if (family === 0) return `'${host}' is not an IP address`;
+  if (family === 0) return isMalformedIpv4(host) ? malformedIpv4Problem(host) : `'${host}' is not an IP address`;
   const max = family === 4 ? 32 : 128;
   const userLen = lenText === undefined ? max : /^\d+$/.test(lenText) ? Number(lenText) : NaN;
   if (!(userLen >= 0 && userLen <= max)) return `'${text}' has a bad prefix length (0-${max} for IPv${family})`;

@@ -190,3 +190,30 @@ test('a missing file says which path', async () => {
     message: '/nonexistent/bpfredir.yaml: cannot read the config (ENOENT); check the path given to --config',
   });
 });
+
+test('inet_aton forms are no IPv4 address: neither taken as one nor resolved as a name', async () => {
+  const fix = 'is not a dotted-quad IPv4 address; write four decimal parts 0-255 without leading zeros, e.g. 10.0.0.1 (short, octal and hex forms mean other addresses)';
+  for (const host of ['1.2.3', '0x7f.1', '017.0.0.1', '2130706433', '0x7f']) {
+    assert.deepEqual(problemsOf(oneRule('listen: 127.0.0.1:8080', `target: "${host}:80"`)), [`cfg.yaml:4: rule 'web': target: '${host}' ${fix}`]);
+    assert.deepEqual(problemsOf(oneRule(`destination: "${host}"`, 'ports: 80', 'target: 127.0.0.1:9000')), [
+      `cfg.yaml:3: rule 'web': destination: '${host}' ${fix}`,
+    ]);
+  }
+  const names = parseConfigText(oneRule('listen: 1.2.3.4:8080', 'target: 1password.example:80'), FILE);
+  assert.equal(names.rules[0]!.target.host, '1password.example', 'names with digits are still names');
+});
+
+test('link-local IPv6 needs a zone, and zones are not supported by the data path', async () => {
+  const unsupported = 'which bpfredir does not support; use a global or unique-local IPv6 address';
+  assert.deepEqual(problemsOf(oneRule('listen: "[fe80::1]:80"', 'target: 127.0.0.1:9000')), [
+    `cfg.yaml:3: rule 'web': listen: 'fe80::1' is link-local and needs a zone (e.g. [fe80::1%eth0]), ${unsupported}`,
+  ]);
+  assert.deepEqual(problemsOf(oneRule('listen: 127.0.0.1:80', 'target: "[fe80::1%eth0]:80"')), [
+    `cfg.yaml:4: rule 'web': target: 'fe80::1%eth0' has a zone (%eth0), ${unsupported}`,
+  ]);
+  const byName = parseConfigText(oneRule('listen: 127.0.0.1:80', 'target: router:80'), FILE);
+  await assert.rejects(resolveHostnames(byName, async () => 'fe80::1'), {
+    message: `cfg.yaml:2: rule 'web': target: 'router' resolves to fe80::1: 'fe80::1' is link-local and needs a zone (e.g. [fe80::1%eth0]), ${unsupported}`,
+  });
+  assert.ok(parseConfigText(oneRule('destination: fe80::/10', 'ports: 80', 'target: "[fd00::1]:80"'), FILE), 'a steered link-local prefix needs no zone');
+});

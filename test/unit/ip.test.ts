@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressBytes, formatAddress, formatPrefix, parsePrefix, type Prefix } from '../../src/rules/ip.js';
+import { addressBytes, formatAddress, formatPrefix, malformedIpv4Problem, parsePrefix, type Prefix } from '../../src/rules/ip.js';
 
 test('IPv4 is stored IPv4-mapped', () => {
   assert.equal(addressBytes('127.0.0.2').toString('hex'), '00000000000000000000ffff7f000002');
@@ -49,8 +49,8 @@ test('prefixes: the IPv4 fast path gives the same bytes as the kernel key expect
   assert.deepEqual([...p.addr], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 192, 168, 1, 0]);
   assert.equal(p.len, 120);
   assert.deepEqual((parsePrefix('255.255.255.255') as Prefix).addr, addressBytes('255.255.255.255'));
-  assert.equal(parsePrefix('1.2.3.256'), "'1.2.3.256' is not an IP address");
-  assert.equal(parsePrefix('01.2.3.4'), "'01.2.3.4' is not an IP address");
+  assert.equal(parsePrefix('1.2.3.256'), malformedIpv4Problem('1.2.3.256'));
+  assert.equal(parsePrefix('01.2.3.4'), malformedIpv4Problem('01.2.3.4'));
   assert.equal(parsePrefix('10.0.0.0/99'), "'10.0.0.0/99' has a bad prefix length (0-32 for IPv4)");
   assert.equal(formatPrefix(parsePrefix('10.0.0.128/25') as Prefix), '10.0.0.128/25');
   assert.equal(parsePrefix('10.0.0.129/25'), "'10.0.0.129/25' has bits set past /25; write 10.0.0.128/25");
