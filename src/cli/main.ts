@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { BpfredirError, errorMessage } from '../errors.js';
+import { BpfredirError, errorMessage, type ErrorCode } from '../errors.js';
+import { createLogger } from '../log.js';
 import { checkCommand } from './check.js';
 import { EXIT, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import { forwardCommand } from './forward.js';
@@ -12,9 +13,30 @@ import { runCommand } from './run.js';
 const packageJson = new URL('../../../package.json', import.meta.url);
 const { version } = JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string };
 
+/** Read from argv itself: the error may be that yargs could not parse the rest. */
+function wantsJsonLog(argv: string[]): boolean {
+  return argv.some((arg, i) => arg === '--log-format=json' || (arg === '--log-format' && argv[i + 1] === 'json'));
+}
+
+/** Each problem on its own line: plain text, or a JSON log line when the user asked for JSON. */
+function reportFailure(err: unknown, json: boolean): number {
+  const { code, problems }: { code: ErrorCode; problems: readonly string[] } =
+    err instanceof BpfredirError ? err : { code: 'ERR_BPFREDIR_RUNTIME', problems: [`bpfredir: ${errorMessage(err)}`] };
+  if (json) {
+    const logger = createLogger({ format: 'json' });
+    for (const problem of problems) logger.error(problem, { code });
+  } else {
+    process.stderr.write(`${problems.join('\n')}\n`);
+  }
+  return exitCodeFor(code);
+}
+
 async function main(argv: string[]): Promise<number> {
   try {
     await yargs(argv)
+      // Options are read by their dashed names only; expanding them made strict mode
+      // report an unknown --bogus-flag twice (bogus-flag, bogusFlag) and --no-x as x.
+      .parserConfiguration({ 'camel-case-expansion': false, 'boolean-negation': false, 'dot-notation': false })
       .scriptName('bpfredir')
       .usage('$0 <command> [options]\n\neBPF TCP redirector: sk_lookup steering and in-kernel splice.')
       .command(runCommand)
@@ -35,12 +57,7 @@ async function main(argv: string[]): Promise<number> {
       .parseAsync();
     return EXIT.ok;
   } catch (err) {
-    if (err instanceof BpfredirError) {
-      process.stderr.write(`${err.message}\n`);
-      return exitCodeFor(err.code);
-    }
-    process.stderr.write(`bpfredir: ${errorMessage(err)}\n`);
-    return EXIT.runtime;
+    return reportFailure(err, wantsJsonLog(argv));
   }
 }
 

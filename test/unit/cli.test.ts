@@ -66,3 +66,27 @@ test('forward: bad arguments exit 2 before touching anything', () => {
   assert.equal(code, 2);
   assert.equal(stderr, "command line: rule 'forward': idle_timeout: '30' is not a duration; write e.g. 10m, or 0 for never (units: ms, s, m, h)\n");
 });
+
+test('an unknown flag is reported once, as it was typed', () => {
+  for (const flag of ['--bogus-flag', '--no-bogus', '--bogus.flag', '--idleTimeout']) {
+    const { code, stderr } = bpfredir('forward', '127.0.0.1:8080', '127.0.0.1:9000', flag, '1');
+    assert.equal(code, 2);
+    assert.equal(stderr, `Unknown argument: ${flag.slice(2)}; see bpfredir --help\n`);
+  }
+});
+
+test('--log-format json: start-up errors are JSON lines, one per problem, with the error code', () => {
+  const { code, stderr } = bpfredir('forward', 'nope', '127.0.0.1:0', '--log-format', 'json');
+  assert.equal(code, 2);
+  const lines = stderr.trim().split('\n').map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(
+    lines.map(({ level, msg, code }) => ({ level, msg, code })),
+    [
+      { level: 'error', msg: "command line: rule 'forward': target: '0' is not a port (1-65535); write e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000", code: 'ERR_BPFREDIR_CONFIG' },
+      { level: 'error', msg: "command line: rule 'forward': listen: 'nope' is not host:port; write e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000", code: 'ERR_BPFREDIR_CONFIG' },
+    ],
+  );
+  const usage = bpfredir('forward', '127.0.0.1:8080', '127.0.0.1:9000', '--log-format=json', '--bogus');
+  assert.equal(usage.code, 2);
+  assert.deepEqual(JSON.parse(usage.stderr), { ...JSON.parse(usage.stderr), level: 'error', msg: 'Unknown argument: bogus; see bpfredir --help', code: 'ERR_BPFREDIR_USAGE' });
+});
