@@ -52,9 +52,9 @@ struct {
 	__type(value, struct conn);
 } conns SEC(".maps");
 
-/* Every spliced socket, keyed by cookie: the redirect target. No programs, so
- * a socket stays here (keeping its psock and the queue towards it) while it is
- * paused. */
+/* Every spliced socket, keyed by cookie: the redirect target. No programs:
+ * both sockets are targets here before either one's verdict runs, and a
+ * socket that never made it into splice_active (set-up race) still is one. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, BPFREDIR_MAX_SOCKETS);
@@ -63,8 +63,8 @@ struct {
 } splice_hold SEC(".maps");
 
 /* Spliced sockets whose incoming bytes the verdict program handles; the
- * verdict is attached here. Removing a socket pauses its direction: its bytes
- * then wait in its own TCP receive queue and its window closes. */
+ * verdict is attached here. A socket stays until it is closed: a pause is the
+ * verdict passing bytes, never a removal (docs/KERNEL-FACTS.md §17). */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, BPFREDIR_MAX_SOCKETS);

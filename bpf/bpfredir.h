@@ -109,8 +109,7 @@ struct conn {
 /* events: RINGBUF records, kernel → native engine. */
 enum event_type {
 	/* cookie's direction went over budget: its bytes now wait on the socket for
-	 * user space to relay (value 2: the first protocol, removing the socket from
-	 * splice_active, dropped bytes in flight and is gone). */
+	 * user space to relay (value 1 belonged to a rejected protocol: not reused). */
 	EVENT_PAUSED = 2,
 	/* user space caught up and the queue drained: cookie splices again */
 	EVENT_RESUMED = 3,

@@ -1,6 +1,6 @@
 // The user-space relay path of the engine: used with datapath 'userspace',
 // without maps, for connections the kernel refused to splice, and for the
-// first splice_after_bytes of a spliced one.
+// first splice_after_bytes of a spliced one (all of a bulk flow, which stays).
 #include <errno.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>

@@ -1,7 +1,7 @@
 // The kernel splice path of the engine: map set-up, EOF drain, relaying the
 // bytes the verdict passes while a direction is over its in-flight budget,
-// idle check and teardown. The kernel facts behind each step are in
-// docs/ARCHITECTURE.md ("Data path") and KERNEL-NOTES.
+// idle check and teardown. The design is in docs/ARCHITECTURE.md ("Data
+// path"); the kernel behaviour each step relies on, in docs/KERNEL-FACTS.md.
 #include <errno.h>
 
 #include <algorithm>

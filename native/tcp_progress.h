@@ -1,5 +1,5 @@
 // Byte counters of a TCP socket that tell how far a spliced stream has got,
-// without reading the socket (KERNEL-NOTES item 3).
+// without reading the socket (docs/KERNEL-FACTS.md §15).
 #pragma once
 #include <cstdint>
 
