@@ -1,5 +1,6 @@
 /** What `bpfredir check` prints: the compiled bindings per rule, and warnings. Pure. */
-import type { Config, Endpoint, Rule } from '../config/types.js';
+import { formatEndpoint as endpoint } from '../config/fields.js';
+import type { Config, Rule } from '../config/types.js';
 import type { TcpListener } from '../config/proc-listeners.js';
 import { compileBindings, type Binding } from '../rules/compile.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
@@ -9,8 +10,6 @@ import type { SteerRule } from '../config/types.js';
 
 /** Bindings listed per rule before "… and N more". */
 const SHOWN_BINDINGS = 8;
-
-const endpoint = (e: Endpoint) => (e.host.includes(':') ? `[${e.host}]:${e.port}` : `${e.host}:${e.port}`);
 
 function duration(ms: number): string {
   if (ms === 0) return 'never';

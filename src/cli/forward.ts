@@ -1,7 +1,6 @@
 /** bpfredir forward LISTEN TARGET: a one-rule config from the command line. */
 import type { CommandModule } from 'yargs';
-import { configFromObject } from '../config/load.js';
-import { resolveHostnames } from '../config/resolve.js';
+import { configFromObject, resolveAndCheck } from '../config/load.js';
 import { withServeOptions, type ServeArgs } from './common-options.js';
 import { serve } from './serve.js';
 
@@ -52,6 +51,6 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       },
       'command line',
     );
-    await serve(await resolveHostnames(config), args);
+    await serve(await resolveAndCheck(config), args);
   },
 };

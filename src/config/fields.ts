@@ -32,6 +32,11 @@ export function endpointHostProblem(host: string): string | undefined {
   return undefined;
 }
 
+/** The way parseEndpoint reads it: "host:port", "[v6]:port". */
+export function formatEndpoint({ host, port }: Endpoint): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** "host:port", "[v6]:port"; host may be a name (resolved later). */
 export function parseEndpoint(value: unknown): Parsed<Endpoint> {
   const text = String(value ?? '').trim();

@@ -2,7 +2,9 @@
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { BpfredirError, errnoCode } from '../errors.js';
-import { rejectSteeringLoops } from '../rules/loops.js';
+import type { Prefix } from '../rules/ip.js';
+import { rejectLoops } from '../rules/loops.js';
+import { localPrefixes } from './local-addresses.js';
 import { resolveHostnames, type HostLookup } from './resolve.js';
 import type { Config } from './types.js';
 import { validateConfig } from './validate.js';
@@ -57,12 +59,23 @@ export function configFromObject(value: unknown, source: string): Config {
   return validateConfig(plainTree(value), source);
 }
 
-export async function loadConfigFile(file: string, lookup?: HostLookup): Promise<Config> {
+/** What a config is checked against on this host; tests give their own. */
+export interface HostFacts {
+  lookup?: HostLookup;
+  localPrefixes?: readonly Prefix[];
+}
+
+/** Resolve host names, then refuse loops: the last step of every config before it is served. */
+export async function resolveAndCheck(config: Config, host: HostFacts = {}): Promise<Config> {
+  return rejectLoops(await resolveHostnames(config, host.lookup), host.localPrefixes ?? localPrefixes());
+}
+
+export async function loadConfigFile(file: string, host: HostFacts = {}): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new BpfredirError('ERR_BPFREDIR_CONFIG', `${file}: cannot read the config (${errnoCode(err) ?? err}); check the path given to --config`, { cause: err });
   }
-  return rejectSteeringLoops(await resolveHostnames(parseConfigText(text, file), lookup));
+  return resolveAndCheck(parseConfigText(text, file), host);
 }

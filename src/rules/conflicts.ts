@@ -6,10 +6,7 @@
  */
 import type { Config, SteerRule } from '../config/types.js';
 import type { TcpListener } from '../config/proc-listeners.js';
-import { IPV4_MAPPED_PREFIX_BITS, addressBytes, formatPrefix, samePrefixBits, type Prefix } from './ip.js';
-
-const IPV4_ANY = addressBytes('0.0.0.0');
-const IPV6_ANY = addressBytes('::');
+import { IPV4_ANY, IPV4_MAPPED_PREFIX_BITS, IPV6_ANY, addressBytes, formatPrefix, samePrefixBits, type Prefix } from './ip.js';
 
 /** Whether connections to the prefix could have reached this listener. */
 function reaches(listener: TcpListener, prefix: Prefix): boolean {

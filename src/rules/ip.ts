@@ -42,6 +42,10 @@ export function addressBytes(text: string): Buffer {
   return out;
 }
 
+/** The wildcard (unspecified) addresses, as 16 bytes. */
+export const IPV4_ANY = addressBytes('0.0.0.0');
+export const IPV6_ANY = addressBytes('::');
+
 /**
  * Only numbers, like IPv4, but no dotted quad: 1.2.3, 0x7f.1, 017.0.0.1,
  * 2130706433, 1.2.3.256. No host name either (a top-level label is never all

@@ -1,15 +1,30 @@
 /**
- * A steering rule that covers a rule's own target makes a loop: the proxy's
- * upstream connect is a new connection too, sk_lookup steers it back to
- * bpfredir, which connects again, until fds run out. The steerer is found with
+ * Configs that send bpfredir's own upstream connections back to bpfredir,
+ * which connects again, and again, until file descriptors run out.
+ *
+ * Steering loops: a steering rule covers a rule's target, so sk_lookup steers
+ * the upstream connect back to bpfredir. The steerer is found with
  * the precedence the kernel and the compiler apply together (longest prefix,
  * then narrowest port range, then the earlier rule), straight from the rules:
  * compiling the whole table here cost ~0.4 s at 100k entries.
+ *
+ * Listen loops: a rule's target is where a listen rule listens (its address,
+ * or any local address for a wildcard), whose target leads on, back round.
  */
-import type { Config, SteerRule } from '../config/types.js';
+import { formatEndpoint } from '../config/fields.js';
+import type { Config, Endpoint, ListenRule, SteerRule } from '../config/types.js';
 import { BpfredirError } from '../errors.js';
-import { addressBytes, samePrefixBits } from './ip.js';
+import { IPV4_ANY, IPV6_ANY, addressBytes, isIpv4Mapped, samePrefixBits, type Prefix } from './ip.js';
 import { rangeWidth } from './ports.js';
+
+/** 16 bytes of a resolved address, or undefined for a name not resolved yet. */
+function bytesOf(host: string): Buffer | undefined {
+  try {
+    return addressBytes(host);
+  } catch {
+    return undefined;
+  }
+}
 
 /** The steering rule that would take a connection to addr:port, if any. */
 function steererOf(rules: readonly SteerRule[], addr: Buffer, port: number): SteerRule | undefined {
@@ -40,27 +55,102 @@ export function steeringLoops(config: Config): string[] {
   const problems: string[] = [];
   for (const rule of config.rules) {
     const { host, port } = rule.target;
-    let addr: Buffer;
-    try {
-      addr = addressBytes(host);
-    } catch {
-      continue; // not resolved yet: nothing to compare
-    }
+    const addr = bytesOf(host);
+    if (!addr) continue; // not resolved yet: nothing to compare
     const key = `${addr.toString('hex')}:${port}`;
     if (!steererByTarget.has(key)) steererByTarget.set(key, steererOf(steerRules, addr, port));
     const steerer = steererByTarget.get(key);
     if (!steerer) continue;
-    const target = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
     problems.push(
-      `${rule.source}: rule '${rule.name}': target ${target} is steered by rule '${steerer.name}' back to bpfredir, which would connect to it again in a loop; narrow '${steerer.name}' (destination or ports) so it leaves the target out`,
+      `${rule.source}: rule '${rule.name}': target ${formatEndpoint(rule.target)} is steered by rule '${steerer.name}' back to bpfredir, which would connect to it again in a loop; narrow '${steerer.name}' (destination or ports) so it leaves the target out`,
     );
   }
   return problems;
 }
 
-/** Throws ERR_BPFREDIR_CONFIG listing every loop; applies nothing. */
-export function rejectSteeringLoops(config: Config): Config {
-  const problems = steeringLoops(config);
+/** Where connect() goes: to 0.0.0.0 or :: means to this host's loopback. */
+function connectAddress(host: string): Buffer | undefined {
+  const addr = bytesOf(host);
+  if (addr?.equals(IPV4_ANY)) return addressBytes('127.0.0.1');
+  if (addr?.equals(IPV6_ANY)) return addressBytes('::1');
+  return addr;
+}
+
+/**
+ * Whether a wildcard listen rule takes connections to this local address:
+ * 0.0.0.0 takes IPv4, [::] IPv6 and, bound dual-stack as the daemon binds
+ * exactly '::', IPv4 too.
+ */
+function wildcardTakes(rule: ListenRule, addr: Buffer): boolean {
+  const listen = bytesOf(rule.listen.host);
+  if (listen?.equals(IPV4_ANY)) return isIpv4Mapped(addr);
+  if (listen?.equals(IPV6_ANY)) return rule.listen.host === '::' || !isIpv4Mapped(addr);
+  return false;
+}
+
+/** The listen rule bpfredir's own connection to a target reaches: the exact address first, as the kernel picks. */
+function listenRuleReached(listenRules: readonly ListenRule[], localPrefixes: readonly Prefix[]): (target: Endpoint) => ListenRule | undefined {
+  const exact = new Map<string, ListenRule>(); // "addr hex:port", indexed: configs can hold 100k rules
+  const wildcards = new Map<number, ListenRule[]>(); // port → 0.0.0.0 and [::] rules
+  for (const rule of listenRules) {
+    const addr = bytesOf(rule.listen.host);
+    if (!addr) continue;
+    if (addr.equals(IPV4_ANY) || addr.equals(IPV6_ANY)) wildcards.set(rule.listen.port, [...(wildcards.get(rule.listen.port) ?? []), rule]);
+    const key = `${addr.toString('hex')}:${rule.listen.port}`;
+    if (!exact.has(key)) exact.set(key, rule);
+  }
+  const isLocal = (addr: Buffer) => localPrefixes.some((p) => samePrefixBits(p.addr, addr, p.len));
+  return (target) => {
+    const addr = connectAddress(target.host);
+    if (!addr) return undefined;
+    const wild = wildcards.get(target.port);
+    return exact.get(`${addr.toString('hex')}:${target.port}`) ?? (wild && isLocal(addr) ? wild.find((r) => wildcardTakes(r, addr)) : undefined);
+  };
+}
+
+/** One line for a cycle of listen rules, located at its first rule in the config. */
+function describeCycle(cycle: ListenRule[], position: ReadonlyMap<ListenRule, number>): string {
+  const start = cycle.indexOf(cycle.reduce((a, b) => (position.get(a)! <= position.get(b)! ? a : b)));
+  const rules = [...cycle.slice(start), ...cycle.slice(0, start)];
+  const first = rules[0]!;
+  const reached = rules[1] ?? first;
+  const exact = bytesOf(reached.listen.host)!.equals(connectAddress(first.target.host)!);
+  const listen = `${formatEndpoint(reached.listen)}${exact ? '' : ', which takes every local address'}`;
+  const opening = `${first.source}: rule '${first.name}': target ${formatEndpoint(first.target)}`;
+  const outcome = 'so each connection would open another until file descriptors run out';
+  if (rules.length === 1) return `${opening} reaches the rule's own listen ${listen}, ${outcome}; point target at the real service`;
+  const round = [...rules, first].map((r) => r.name).join(' → ');
+  return `${opening} reaches rule '${reached.name}' (listen ${listen}), and the targets go round ${round}, ${outcome}; point one of these targets at the real service`;
+}
+
+/**
+ * One line per cycle of listen rules whose targets lead back to themselves
+ * (a → a, a → b → a, ...), after host names are resolved. A chain that ends
+ * in a cycle is refused through the cycle; a chain that ends elsewhere is fine.
+ */
+export function listenLoops(config: Config, localPrefixes: readonly Prefix[]): string[] {
+  const listenRules = config.rules.filter((r): r is ListenRule => r.kind === 'listen');
+  const reached = listenRuleReached(listenRules, localPrefixes);
+  const position = new Map(listenRules.map((r, i) => [r, i]));
+  const problems: string[] = [];
+  const walked = new Set<ListenRule>();
+  // Each rule leads to at most one other: follow every path once; one that meets itself is a cycle.
+  for (const start of listenRules) {
+    const path = new Map<ListenRule, number>();
+    let rule: ListenRule | undefined = start;
+    while (rule && !walked.has(rule) && !path.has(rule)) {
+      path.set(rule, path.size);
+      rule = reached(rule.target);
+    }
+    if (rule && path.has(rule)) problems.push(describeCycle([...path.keys()].slice(path.get(rule)), position));
+    for (const r of path.keys()) walked.add(r);
+  }
+  return problems;
+}
+
+/** Throws ERR_BPFREDIR_CONFIG listing every loop of either kind; applies nothing. */
+export function rejectLoops(config: Config, localPrefixes: readonly Prefix[]): Config {
+  const problems = [...steeringLoops(config), ...listenLoops(config, localPrefixes)];
   if (problems.length > 0) throw new BpfredirError('ERR_BPFREDIR_CONFIG', problems);
   return config;
 }

@@ -67,6 +67,12 @@ test('forward: bad arguments exit 2 before touching anything', () => {
   assert.equal(stderr, "command line: rule 'forward': idle_timeout: '30' is not a duration; write e.g. 10m, or 0 for never (units: ms, s, m, h)\n");
 });
 
+test('forward: a target that is its own listen address exits 2 before touching anything', () => {
+  const { code, stderr } = bpfredir('forward', '0.0.0.0:9000', '127.0.0.1:9000');
+  assert.equal(code, 2);
+  assert.match(stderr, /^command line: rule 'forward': target 127\.0\.0\.1:9000 reaches the rule's own listen 0\.0\.0\.0:9000, which takes every local address/);
+});
+
 test('an unknown flag is reported once, as it was typed', () => {
   for (const flag of ['--bogus-flag', '--no-bogus', '--bogus.flag', '--idleTimeout']) {
     const { code, stderr } = bpfredir('forward', '127.0.0.1:8080', '127.0.0.1:9000', flag, '1');
