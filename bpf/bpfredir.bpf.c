@@ -170,6 +170,14 @@ int steer(struct bpf_sk_lookup *ctx)
 		return SK_PASS;
 	}
 	rule_id = binding->rule_id;
+	if (rule_id == BPFREDIR_RULE_REFUSE) {
+		/* A direct connection to a steering socket's own port: only
+		 * steering may reach it (the RST tells the client at once). */
+		st = stats_of(0);
+		if (st)
+			st->dropped_no_socket++;
+		return SK_DROP;
+	}
 	st = stats_of(rule_id);
 	if (st)
 		st->lookups++;

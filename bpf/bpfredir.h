@@ -43,6 +43,11 @@ struct bind_key {
 	__u8 addr[16];   /* network byte order */
 };
 
+/* bind_value.rule_id of a guard: a lookup that would reach a steering
+ * socket directly (its own port, not through a rule) is refused. Counted in
+ * rule 0's dropped_no_socket. */
+#define BPFREDIR_RULE_REFUSE 0xffffffffu
+
 struct bind_value {
 	__u32 rule_id;
 	__u32 addr_prefixlen; /* 0..128, the address part of the key's prefix */
@@ -58,7 +63,8 @@ struct settings {
 struct rule_stats {
 	__u64 lookups;           /* sk_lookup runs that matched this rule (rule 0: no match) */
 	__u64 steered;           /* connections handed to the rule's socket */
-	__u64 dropped_no_socket; /* matched but the rule has no socket: failed closed */
+	__u64 dropped_no_socket; /* matched but the rule has no socket: failed closed
+	                          * (rule 0: lookups refused by a guard) */
 	__u64 bytes_to_upstream; /* spliced client → upstream (kernel and paused relay) */
 	__u64 bytes_to_client;   /* spliced upstream → client (kernel and paused relay) */
 	__u64 redirect_failed;   /* verdict could not redirect; bytes left to user space */

@@ -79,13 +79,8 @@ const UniqueFd& BpfObject::Link(int link_id, const char* use) const {
   return it->second;
 }
 
-void BpfObject::PinLink(int link_id, const std::string& path) const {
-  int err = bpf_obj_pin(Link(link_id, "pinLink").get(), path.c_str());
-  if (err) ThrowSysError(err, "bpf_obj_pin", path);
-}
-
 void BpfObject::Detach(int link_id) {
-  // Detach explicitly: a pinned link would stay attached after close().
+  // Detach now, not when the last fd goes: the caller wants steering off at this step.
   int err = bpf_link_detach(Link(link_id, "detach").get());
   links_.erase(link_id);
   if (err) ThrowSysError(err, "bpf_link_detach", "link id " + std::to_string(link_id));
@@ -99,8 +94,4 @@ void BpfObject::Close() {
   for (const auto& v : verdicts_) bpf_prog_detach2(v.program_fd, v.map_fd, BPF_SK_SKB_VERDICT);
   verdicts_.clear();
   object_.reset();
-}
-
-void Unpin(const std::string& path) {
-  if (unlink(path.c_str()) != 0 && errno != ENOENT) ThrowSysError(errno, "unlink", path);
 }

@@ -2,10 +2,10 @@
 //
 // Lifetime: the object owns its programs and maps (through libbpf), every
 // sk_lookup link fd and every verdict attachment it made. Close() — also run by
-// the destructor — detaches all of them (pinned links too: a pin only names a
-// link, it must not keep steering after we stop) and closes every fd. Map fds
-// handed out by MapFd() are invalid after Close(): stop users (the engine)
-// first. Pinned files stay until Unpin().
+// the destructor — detaches all of them and closes every fd. Nothing is
+// pinned: if the process dies, the kernel drops the links and maps with its
+// fds, so a crash never leaves steering behind. Map fds handed out by MapFd()
+// are invalid after Close(): stop users (the engine) first.
 #pragma once
 #include <bpf/libbpf.h>
 
@@ -27,7 +27,6 @@ class BpfObject {
   // Links an sk_lookup program to the netns at netns_path; returns a link id.
   int AttachSkLookup(const std::string& program, const std::string& netns_path);
   void AttachVerdict(const std::string& program, const std::string& map);
-  void PinLink(int link_id, const std::string& path) const;
   void Detach(int link_id);
   void Close();
 
@@ -48,6 +47,3 @@ class BpfObject {
   int next_link_id_ = 1;
   std::vector<VerdictAttachment> verdicts_;
 };
-
-// Removes a pinned file; a path that is already gone is fine.
-void Unpin(const std::string& path);

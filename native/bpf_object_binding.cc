@@ -34,16 +34,6 @@ static Napi::Object WrapObject(Napi::Env env, SharedObject object) {
     object->AttachVerdict(StringArg(info, 0, "program"), StringArg(info, 1, "map"));
     return info.Env().Undefined();
   });
-  AddMethod(js, "pinLink", [object](const Napi::CallbackInfo& info) -> Napi::Value {
-    RequireArgs(info, 2, "pinLink(linkId, path)");
-    object->PinLink(Uint32Arg(info, 0, "linkId"), StringArg(info, 1, "path"));
-    return info.Env().Undefined();
-  });
-  AddMethod(js, "unpin", [](const Napi::CallbackInfo& info) -> Napi::Value {
-    RequireArgs(info, 1, "unpin(path)");
-    Unpin(StringArg(info, 0, "path"));
-    return info.Env().Undefined();
-  });
   AddMethod(js, "detach", [object](const Napi::CallbackInfo& info) -> Napi::Value {
     RequireArgs(info, 1, "detach(linkId)");
     object->Detach(Uint32Arg(info, 0, "linkId"));

@@ -1,10 +1,8 @@
 #include "system_binding.h"
 
 #include <dirent.h>
-#include <linux/magic.h>
-#include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/stat.h>
-#include <sys/statfs.h>
 
 #include <cerrno>
 #include <memory>
@@ -13,37 +11,15 @@
 #include "args.h"
 #include "errors.h"
 
-static void MakeDirectory(const std::string& path) {
-  if (mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) ThrowSysError(errno, "mkdir", path);
-}
-
-// mkdir -p below an existing root.
-static void MakeDirectories(const std::string& root, const std::string& relative) {
-  std::string path = root;
-  size_t start = 0;
-  while (start < relative.size()) {
-    size_t end = relative.find('/', start);
-    if (end == std::string::npos) end = relative.size();
-    if (end > start) MakeDirectory(path += "/" + relative.substr(start, end - start));
-    start = end + 1;
-  }
-}
-
-static Napi::Value EnsureBpffs(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 2, "ensureBpffs(mountPoint, subdir)");
-  std::string mount_point = StringArg(info, 0, "mountPoint");
-  std::string subdir = StringArg(info, 1, "subdir");
-
-  struct statfs fs {};
-  if (statfs(mount_point.c_str(), &fs) != 0) {
-    if (errno != ENOENT) ThrowSysError(errno, "statfs", mount_point);
-    MakeDirectory(mount_point);
-    fs.f_type = 0;
-  }
-  if (fs.f_type != BPF_FS_MAGIC && mount("bpf", mount_point.c_str(), "bpf", 0, "mode=0700") != 0)
-    ThrowSysError(errno, "mount", "bpffs at " + mount_point + ": run as root or mount it yourself");
-  MakeDirectories(mount_point, subdir);
-  return info.Env().Undefined();
+// flock(LOCK_EX | LOCK_NB) on an fd the caller opened: false when another
+// open file description holds it. The kernel drops the lock when the holder
+// dies, so a killed bpfredir never blocks the next start.
+static Napi::Value TryLock(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "tryLock(fd)");
+  int fd = FdArg(info, 0, "fd");
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return Napi::Boolean::New(info.Env(), true);
+  if (errno == EWOULDBLOCK) return Napi::Boolean::New(info.Env(), false);
+  ThrowSysError(errno, "flock", "fd " + std::to_string(fd));
 }
 
 static Napi::Value NetnsInode(const Napi::CallbackInfo& info) {
@@ -69,7 +45,7 @@ static Napi::Value OpenFdCount(const Napi::CallbackInfo& info) {
 }
 
 void InitSystem(Napi::Env env, Napi::Object exports) {
-  exports.Set("ensureBpffs", GuardedFunction(env, "ensureBpffs", EnsureBpffs));
+  exports.Set("tryLock", GuardedFunction(env, "tryLock", TryLock));
   exports.Set("netnsInode", GuardedFunction(env, "netnsInode", NetnsInode));
   exports.Set("openFdCount", GuardedFunction(env, "openFdCount", OpenFdCount));
 }

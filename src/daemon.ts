@@ -3,19 +3,20 @@
  *
  * Start order (each step undone in reverse if a later one fails):
  * take this netns's lock (steering only) → load the BPF object → attach
- * sk_lookup and pin its link (harmless while the bindings are empty: no match
- * falls through; a leftover pin also refuses the start) → attach the
- * splice verdict → engine → one listener per rule (steering rules' sockets go
- * into steer_sockets) → bindings and settings (steering becomes live last,
- * when every rule already has its socket).
+ * sk_lookup (harmless while the bindings are empty: no match falls through)
+ * → attach the splice verdict → engine → one listener per rule (steering
+ * rules' sockets go into steer_sockets) → bindings and settings (steering
+ * becomes live last, when every rule already has its socket), with the guards
+ * that refuse direct connections to the steering sockets' own port.
+ *
+ * Nothing is pinned: the kernel detaches everything when the process dies.
  */
-import { rmdirSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
 import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule } from './config/types.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
-import { BpfredirError, errnoCode, errorMessage } from './errors.js';
+import { errorMessage } from './errors.js';
 import { logEngineEvent } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
@@ -27,14 +28,13 @@ import {
   type RawBpfObject,
   type RawEngine,
 } from './native/index.js';
-import { compileBindings } from './rules/compile.js';
+import { compileBindings, withProxyGuards } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
 import { lockNetns } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { Steering } from './steering.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
-export const DEFAULT_BPFFS = '/sys/fs/bpf';
 const LISTEN_BACKLOG = 4096;
 
 export interface DaemonOptions {
@@ -45,9 +45,8 @@ export interface DaemonOptions {
   /** Overrides config.datapath (the --datapath flag). */
   datapath?: DatapathChoice;
   objectPath?: string;
-  bpffsRoot?: string;
-  /** Name of the per-netns lock (tests use their own). */
-  lockName?: string;
+  /** Directory of the per-netns lock file (default /run/bpfredir; tests use their own). */
+  runDir?: string;
   native?: RawBinding;
 }
 
@@ -63,14 +62,28 @@ export interface Daemon {
   readonly config: Config;
   readonly decision: DatapathDecision;
   readonly netnsInode: bigint;
-  /** Pinned sk_lookup link, while running with steering rules. */
-  readonly pinPath: string | undefined;
   readonly listeners: readonly DaemonListener[];
   readonly ruleIds: ReadonlyMap<string, number>;
   stats(): EngineStats;
-  /** Close listeners and connections, detach, unpin, close fds. Idempotent. */
+  /** Close every listener: new connections are refused, open ones go on. Idempotent. */
+  stopAccepting(): void;
+  /**
+   * Stop accepting, wait until the open connections have finished (at most
+   * drainMs, or until `skip` resolves), then stop(): whatever is still open is reset.
+   */
+  drain(drainMs: number, skip?: Promise<unknown>): Promise<DrainReport>;
+  /** Close listeners, reset open connections, detach, close fds. Idempotent. */
   stop(): Promise<void>;
 }
+
+export interface DrainReport {
+  /** Connections that finished by themselves during the drain. */
+  drained: number;
+  /** Connections still open at its end, closed with a reset. */
+  reset: number;
+}
+
+const DRAIN_POLL_MS = 50;
 
 interface Internals {
   native: RawBinding;
@@ -82,15 +95,6 @@ const internals = new WeakMap<Daemon, Internals>();
 const engineThreads = (configured: number) => configured || Math.min(availableParallelism(), MAX_ENGINE_THREADS);
 
 const formatHostPort = (host: string, port: number) => (host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`);
-
-/** A pin directory of ours; another instance's pins keep it (ENOTEMPTY). */
-function removeDirIfEmpty(path: string): void {
-  try {
-    rmdirSync(path);
-  } catch (err) {
-    if (errnoCode(err) !== 'ENOTEMPTY' && errnoCode(err) !== 'ENOENT') throw err;
-  }
-}
 
 /** Runs undo steps in reverse; a failing step is logged and the rest still run. */
 class UndoStack {
@@ -112,37 +116,23 @@ class UndoStack {
   }
 }
 
-/** Attach sk_lookup to this netns and pin the link for inspection. Returns the pin path. */
-function attachSteering(args: { native: RawBinding; object: RawBpfObject; root: string; netnsInode: bigint; undo: UndoStack }): string {
-  const { native, object, root, undo } = args;
-  const dir = `bpfredir/${args.netnsInode}`;
-  try {
-    native.ensureBpffs(root, dir);
-  } catch (err) {
-    throw explainStartFailure(err, `preparing ${root}/${dir}`);
+/** Closes a listener once, whether the drain or the undo stack gets there first. */
+function closeListener(engine: RawEngine, open: Set<number>, id: number): void {
+  if (open.delete(id)) engine.removeListener(id);
+}
+
+/** Resolves once the engine has no connection left, or after ms, or when skip resolves. */
+async function untilIdle(engine: RawEngine, ms: number, skip: Promise<unknown>): Promise<void> {
+  let skipped = false;
+  void skip.then(() => (skipped = true));
+  const deadline = Date.now() + ms;
+  while (!skipped && engine.stats().connections > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, Math.min(DRAIN_POLL_MS, Math.max(1, deadline - Date.now()))));
   }
-  // Undone in reverse: the per-netns directory first, then bpfredir/ unless another netns's is in it.
-  undo.push('remove bpfredir pin directory', () => removeDirIfEmpty(`${root}/bpfredir`));
-  undo.push('remove pin directory', () => removeDirIfEmpty(`${root}/${dir}`));
-  const linkId = object.attachSkLookup(PROGRAMS.steer);
-  undo.push('detach sk_lookup', () => object.detach(linkId));
-  const path = `${root}/${dir}/steer`;
-  try {
-    object.pinLink(linkId, path);
-  } catch (err) {
-    if (errnoCode(err) !== 'EEXIST') throw explainStartFailure(err, `pinning the sk_lookup link at ${path}`);
-    throw new BpfredirError(
-      'ERR_BPFREDIR_ALREADY_RUNNING',
-      `another bpfredir is running in this network namespace (pinned at ${path}); stop it or remove the pin`,
-      { cause: err },
-    );
-  }
-  undo.push('unpin sk_lookup link', () => object.unpin(path));
-  return path;
 }
 
 /** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
-function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; config: Config; relay: Datapath; undo: UndoStack }) {
+function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; config: Config; relay: Datapath; open: Set<number>; undo: UndoStack }) {
   const { engine, rule, config } = args;
   const steering = rule.kind === 'steer';
   const bind = steering ? { host: '::', port: 0 } : rule.listen;
@@ -165,8 +155,9 @@ function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; 
   } catch (err) {
     throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
   }
-  args.undo.push(`remove listener of rule '${rule.name}'`, () => engine.removeListener(handle.id));
-  return { fd: handle.fd, steering, address: formatHostPort(bind.host, handle.port) };
+  args.open.add(handle.id);
+  args.undo.push(`remove listener of rule '${rule.name}'`, () => closeListener(engine, args.open, handle.id));
+  return { fd: handle.fd, port: handle.port, steering, address: formatHostPort(bind.host, handle.port) };
 }
 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
@@ -179,13 +170,14 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const ruleNames = new Map([...ruleIds].map(([name, id]) => [id, name]));
   const netnsInode = native.netnsInode();
   const undo = new UndoStack(logger);
-  let pinPath: string | undefined;
   let ruleStatsFd: number | undefined;
   const listeners: DaemonListener[] = [];
+  const openListeners = new Set<number>();
+  const steeringPorts: number[] = [];
 
   try {
     if (decision.steering) {
-      const lock = await lockNetns(options.lockName);
+      const lock = lockNetns(native, netnsInode, options.runDir);
       undo.push('release the netns lock', () => lock.release());
     }
     let object: RawBpfObject | undefined;
@@ -197,7 +189,8 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
     }
 
     if (decision.steering && object) {
-      pinPath = attachSteering({ native, object, root: options.bpffsRoot ?? DEFAULT_BPFFS, netnsInode, undo });
+      const linkId = object.attachSkLookup(PROGRAMS.steer);
+      undo.push('detach sk_lookup', () => object!.detach(linkId));
     }
 
     if (decision.relay === 'splice' && object) object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
@@ -221,27 +214,40 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
 
     for (const rule of config.rules) {
       const ruleId = ruleIds.get(rule.name)!;
-      const listener = addRuleListener({ engine, rule, ruleId, config, relay: decision.relay, undo });
-      if (listener.steering && object) native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), listener.fd);
+      const listener = addRuleListener({ engine, rule, ruleId, config, relay: decision.relay, open: openListeners, undo });
+      if (listener.steering && object) {
+        native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), listener.fd);
+        steeringPorts.push(listener.port);
+      }
       listeners.push({ rule: rule.name, ruleId, address: listener.address, steering: listener.steering });
     }
 
     if (decision.steering && object) {
       const steerRules = config.rules.filter((r) => r.kind === 'steer');
-      const compiled = compileBindings(steerRules, ruleIds);
+      const compiled = withProxyGuards(compileBindings(steerRules, ruleIds), steeringPorts);
       new Steering(native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) }).apply(compiled);
     }
 
     let stopping: Promise<void> | undefined;
+    const stop = () => (stopping ??= undo.unwind());
+    const stopAccepting = () => [...openListeners].forEach((id) => closeListener(engine, openListeners, id));
     const daemon: Daemon = {
       config,
       decision,
       netnsInode,
-      pinPath,
       listeners,
       ruleIds,
       stats: () => engine.stats(),
-      stop: () => (stopping ??= undo.unwind()),
+      stopAccepting,
+      async drain(drainMs, skip = new Promise(() => {})) {
+        stopAccepting();
+        const open = engine.stats().connections;
+        await untilIdle(engine, drainMs, skip);
+        const reset = engine.stats().connections;
+        await stop();
+        return { drained: Math.max(0, open - reset), reset };
+      },
+      stop,
     };
     internals.set(daemon, { native, ruleStatsFd });
     return daemon;

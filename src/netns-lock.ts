@@ -1,34 +1,83 @@
 /**
- * One steering bpfredir per network namespace. The lock is an abstract UNIX
- * socket: its name lives in the netns (not in any filesystem), so instances
- * started through different mount namespaces still see each other (each
- * `ip netns exec` mounts a private /sys, hence a private bpffs where pins are
- * invisible to the others), and the kernel releases it when the process dies.
+ * One steering bpfredir per network namespace: an flock on
+ * <runDir>/netns-<inode>.lock. Only the owner of runDir (root, or the service
+ * user) can create files there, so no other user can take the lock first; the
+ * kernel drops an flock when its holder dies, so a killed instance never
+ * blocks the next start. /run is shared by every mount namespace, so instances
+ * started through `ip netns exec` (which mounts a private /sys) see each other.
+ *
+ * The file is never removed: unlinking a lock file races with an opener that
+ * would then lock a file nobody else can find. One small file per netns on a
+ * tmpfs costs nothing.
  */
-import { createServer, type Server } from 'node:net';
-import { BpfredirError, errnoCode } from './errors.js';
+import { closeSync, constants, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { BpfredirError, errnoCode, errorMessage } from './errors.js';
+import type { RawBinding } from './native/index.js';
 
-export const LOCK_NAME = 'bpfredir/steer';
+export const DEFAULT_RUN_DIR = '/run/bpfredir';
 
 export interface NetnsLock {
-  release(): Promise<void>;
+  readonly path: string;
+  release(): void;
 }
 
-export async function lockNetns(name = LOCK_NAME): Promise<NetnsLock> {
-  const server: Server = createServer((peer) => peer.destroy());
+const privileges = (message: string, cause?: unknown) => new BpfredirError('ERR_BPFREDIR_PRIVILEGES', message, { cause });
+
+/** runDir exists, is a real directory, and nobody but its owner (root or us) can write in it. */
+function checkRunDir(runDir: string): void {
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen({ path: `\0${name}` }, resolve);
-    });
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
   } catch (err) {
-    if (errnoCode(err) !== 'EADDRINUSE') throw err;
-    throw new BpfredirError(
-      'ERR_BPFREDIR_ALREADY_RUNNING',
-      `another bpfredir is running in this network namespace (it holds the lock @${name}); stop it first`,
-      { cause: err },
-    );
+    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EPERM') {
+      throw privileges(
+        `cannot create ${runDir} (${errnoCode(err)}); create it for the user bpfredir runs as (mode 0700; systemd: RuntimeDirectory=bpfredir) or pass --run-dir`,
+        err,
+      );
+    }
+    throw new BpfredirError('ERR_BPFREDIR_RUNTIME', `cannot create ${runDir}: ${errorMessage(err)}`, { cause: err });
   }
-  server.unref(); // the lock alone must not keep a process alive
-  return { release: () => new Promise((resolve) => server.close(() => resolve())) };
+  const st = lstatSync(runDir);
+  const uid = process.geteuid?.() ?? 0;
+  if (!st.isDirectory()) throw privileges(`${runDir} is not a directory; remove it or pass --run-dir`);
+  if (st.uid !== 0 && st.uid !== uid) {
+    throw privileges(`${runDir} belongs to uid ${st.uid}, who could hold bpfredir's lock; chown it to root or to uid ${uid}`);
+  }
+  if (st.mode & 0o022) {
+    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+    throw privileges(`${runDir} is writable by other users (mode ${mode}), who could hold bpfredir's lock; chmod 0700 ${runDir}`);
+  }
+}
+
+/** Whoever holds the lock wrote its pid into the file. */
+function holderOf(path: string): string {
+  const pid = readFileSync(path, 'utf8').trim();
+  return /^\d+$/.test(pid) ? ` (pid ${pid})` : '';
+}
+
+export function lockNetns(native: Pick<RawBinding, 'tryLock'>, netnsInode: bigint, runDir = DEFAULT_RUN_DIR): NetnsLock {
+  checkRunDir(runDir);
+  const path = `${runDir}/netns-${netnsInode}.lock`;
+  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  try {
+    if (!native.tryLock(fd)) {
+      throw new BpfredirError(
+        'ERR_BPFREDIR_ALREADY_RUNNING',
+        `another bpfredir${holderOf(path)} is running in this network namespace (it holds ${path}); stop it first`,
+      );
+    }
+    ftruncateSync(fd, 0);
+    writeSync(fd, `${process.pid}\n`, 0);
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+  let released = false;
+  return {
+    path,
+    release() {
+      if (released) return;
+      released = true;
+      closeSync(fd);
+    },
+  };
 }

@@ -12,13 +12,10 @@ export interface RawBpfObject {
   /** fd of a map by name (owned by the object; valid until close()). Throws ENOENT. */
   mapFd(name: string): number;
   /** Attach the sk_lookup program to a network namespace (path to an ns file, default
-   *  /proc/self/ns/net). Returns a link id usable with pinLink/detach. */
+   *  /proc/self/ns/net). Returns a link id usable with detach. */
   attachSkLookup(program: string, netnsPath?: string): number;
   /** Attach an sk_skb program as BPF_SK_SKB_VERDICT to a sockmap/sockhash. */
   attachVerdict(program: string, map: string): void;
-  /** Pin a link (by id) at a bpffs path; unpin removes the file. */
-  pinLink(linkId: number, path: string): void;
-  unpin(path: string): void;
   /** Detach one link (by id). */
   detach(linkId: number): void;
   /** Detach everything, close every fd. Idempotent. */
@@ -141,8 +138,8 @@ export interface RawBinding {
   /** Load (and verify) a BPF object file; the sk_skb program gets BPF_SK_SKB_VERDICT. */
   loadObject(path: string): Promise<RawBpfObject>;
   probeFeatures(): FeatureProbe;
-  /** Mount bpffs at path if it is not mounted; mkdir -p the subdirectory given. */
-  ensureBpffs(mountPoint: string, subdir: string): void;
+  /** flock(fd, LOCK_EX | LOCK_NB): false when another open file holds the lock. */
+  tryLock(fd: number): boolean;
   /** Inode of a netns file (default /proc/self/ns/net), as a bigint. */
   netnsInode(path?: string): bigint;
 

@@ -94,3 +94,22 @@ export function compileBindings(rules: readonly SteerRule[], ids: ReadonlyMap<st
 export function bySpecificity(a: Binding, b: Binding): number {
   return b.prefix.len - a.prefix.len || b.portBits - a.portBits;
 }
+
+/** bind_value.rule_id of a guard entry (BPFREDIR_RULE_REFUSE in bpf/bpfredir.h). */
+export const RULE_REFUSE = 0xffffffff;
+const ANY_ADDRESS: Prefix = { addr: Buffer.alloc(16), len: 0, family: 6 };
+
+/**
+ * A steering rule's socket listens on [::]:<ephemeral port>, where the normal
+ * socket lookup would deliver a connection that no rule steered — past the
+ * rule's destinations, ports and ACLs. One guard per such port, any address,
+ * exact port, refuses those lookups. It replaces a rule's entry with the same
+ * key (only `::/0` on that exact port could collide).
+ */
+export function withProxyGuards(compiled: CompiledBindings, ports: readonly number[]): CompiledBindings {
+  if (ports.length === 0) return compiled;
+  const guarded = new Set(ports);
+  const guards = ports.map((port) => ({ protocol: IPPROTO_TCP, prefix: ANY_ADDRESS, port, portBits: 16, ruleId: RULE_REFUSE }));
+  const kept = compiled.bindings.filter((b) => !(b.prefix.len === 0 && b.portBits === 16 && guarded.has(b.port)));
+  return { bindings: [...kept, ...guards], portBitsMask: compiled.portBitsMask | (1 << 16) };
+}

@@ -77,7 +77,11 @@ export function startBpfredir(ns: Netns, args: string[], timeoutMs = 15_000): Pr
     });
     child.stdout!.on('data', (chunk: Buffer) => {
       stdout += chunk.toString();
-      const line = stdout.split('\n').find((l) => l.startsWith('bpfredir:'));
+      // With --log-format json the start line is a JSON record whose msg is the text line.
+      const line = stdout
+        .split('\n')
+        .map((l) => (l.startsWith('{') ? String((JSON.parse(l) as { msg?: unknown }).msg) : l))
+        .find((l) => l.startsWith('bpfredir:'));
       if (!line) return;
       clearTimeout(timer);
       resolve({

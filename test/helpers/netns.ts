@@ -135,3 +135,21 @@ export function bpfSkipReason(): string | false {
   if (process.env.CI === 'true') throw new Error(`kernel test cannot run under CI: ${reason}`);
   return reason;
 }
+
+/**
+ * A veth pair between two namespaces, `a` at aAddr and `b` at bAddr (same /24,
+ * e.g. 10.99.3.1 and 10.99.3.2): addresses that exist only inside them.
+ */
+export function linkNetns(a: Netns, b: Netns, aAddr: string, bAddr: string): void {
+  ip(['-n', a.name, 'link', 'add', 'veth0', 'type', 'veth', 'peer', 'name', 'veth0', 'netns', b.name]);
+  ip(['-n', a.name, 'addr', 'add', `${aAddr}/24`, 'dev', 'veth0']);
+  ip(['-n', b.name, 'addr', 'add', `${bAddr}/24`, 'dev', 'veth0']);
+  ip(['-n', a.name, 'link', 'set', 'veth0', 'up']);
+  ip(['-n', b.name, 'link', 'set', 'veth0', 'up']);
+}
+
+/** TCP ports a process listens on inside ns (ss -ltnp). */
+export function listeningPorts(ns: Netns, pid: number): number[] {
+  const lines = ns.run('ss', ['-ltnpH']).split('\n').filter((l) => l.includes(`pid=${pid},`));
+  return [...new Set(lines.map((l) => Number(/:(\d+)\s/.exec(l.split(/\s+/)[3] + ' ')?.[1])))];
+}

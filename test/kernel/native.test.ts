@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -176,27 +175,23 @@ test('sk_lookup steers 127.0.0.2:8085 to the socket in steer_sockets; no socket 
   });
 });
 
-test('pinLink pins under bpffs; detach and unpin clean up', async (t) => {
+test('a link is detached by detach(), and by the kernel when its fd closes', async (t) => {
+  const ns = createNetns('link');
+  t.after(() => ns.destroy());
+  const inode = statSync(ns.path).ino;
+  const linksHere = () =>
+    (JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { netns_ino?: number }[]).filter(
+      (l) => l.netns_ino === inode,
+    ).length;
   await withObject(t, (obj) => {
-    const ns = createNetns('pin');
-    t.after(() => ns.destroy());
-    const subdir = `bpfredir-test-${randomBytes(4).toString('hex')}`;
-    native.ensureBpffs('/sys/fs/bpf', subdir);
-    const pin = `/sys/fs/bpf/${subdir}/steer_link`;
-    t.after(() => {
-      obj.unpin(pin);
-      rmdirSync(`/sys/fs/bpf/${subdir}`);
-    });
-
     const link = obj.attachSkLookup(PROGRAMS.steer, ns.path);
-    obj.pinLink(link, pin);
-    assert.ok(existsSync(pin));
+    assert.equal(linksHere(), 1);
     obj.detach(link);
+    assert.equal(linksHere(), 0);
     assert.throws(() => obj.detach(link), errorWith('ENOENT', 'detach'));
-    obj.unpin(pin);
-    assert.ok(!existsSync(pin));
-    obj.unpin(pin); // already gone: fine
+    obj.attachSkLookup(PROGRAMS.steer, ns.path);
   });
+  assert.equal(linksHere(), 0, 'close() leaves no link behind');
 });
 
 test('attachSkLookup to a missing netns is ENOENT with code and syscall', async (t) => {

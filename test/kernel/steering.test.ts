@@ -1,19 +1,20 @@
 /**
  * sk_lookup steering through `bpfredir run --config`, in a fresh netns: which
  * rule wins, the original destination seen by the proxy, IPv6, per-rule
- * counters, no map entries left behind, one instance per netns, and a SIGTERM
- * that leaves no program attached and nothing pinned.
+ * counters, no map entries left behind, one instance per netns, no way into
+ * a rule's target past its destinations and ports, and a SIGTERM that leaves
+ * no program attached.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { bpfMapsOf, entryCount, ruleStats } from '../helpers/bpf-maps.js';
 import { startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
-import { addLocalRoute, bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
+import { addLocalRoute, bpfSkipReason, createNetns, linkNetns, listeningPorts, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
 
 const skip = bpfSkipReason();
@@ -21,6 +22,7 @@ const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 describe('sk_lookup steering', { skip }, () => {
   let ns: Netns;
+  let outside: Netns; // another host on a veth link
   let dir: string;
   let configPath: string;
   let proxy: BpfredirProcess;
@@ -43,6 +45,8 @@ describe('sk_lookup steering', { skip }, () => {
 
   before(async () => {
     ns = createNetns('steer');
+    outside = createNetns('outside');
+    linkNetns(ns, outside, '10.99.3.1', '10.99.3.2');
     addLocalRoute(ns, '2001:db8::/64'); // exists only inside this netns
     dir = mkdtempSync(join(tmpdir(), 'bpfredir-test-'));
     const [wide, narrow, v6] = [await named('wide'), await named('narrow'), await named('v6')];
@@ -63,6 +67,7 @@ describe('sk_lookup steering', { skip }, () => {
     await proxy?.stop();
     for (const s of servers) await s.stop();
     ns?.destroy();
+    outside?.destroy();
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -107,11 +112,27 @@ describe('sk_lookup steering', { skip }, () => {
     assert.equal(entryCount(maps.get('relayed')!), 0);
   });
 
-  test('a second instance in the same netns is refused with a clear error', async () => {
-    await assert.rejects(startBpfredir(ns, ['run', '--config', configPath]), /another bpfredir is running/);
+  test('a steering socket cannot be reached directly, from another host or from this one', async () => {
+    const ports = listeningPorts(ns, proxy.pid);
+    assert.equal(ports.length, 3, `one socket per rule: ${ports.join(', ')}`);
+    const before = ruleStats(bpfMapsOf(proxy.pid).get('rule_stats')!, 0).droppedNoSocket;
+    for (const port of ports) {
+      for (const [from, host] of [[outside, '10.99.3.1'], [ns, '10.99.3.1'], [ns, '::1']] as const) {
+        const client = await runClient(from, { host, port, timeoutMs: 5000 });
+        assert.equal(client.error, 'ECONNREFUSED', `${host}:${port} from ${from.name}`);
+      }
+    }
+    const after = ruleStats(bpfMapsOf(proxy.pid).get('rule_stats')!, 0).droppedNoSocket;
+    assert.equal(after - before, BigInt(ports.length * 3), 'counted as refused lookups');
+    // A rule still takes its own destinations on such a port.
+    assert.equal(await whoAnswers('127.0.0.9', ports[0]!), 'wide');
   });
 
-  test('SIGTERM detaches everything and unpins', async () => {
+  test('a second instance in the same netns is refused with a clear error', async () => {
+    await assert.rejects(startBpfredir(ns, ['run', '--config', configPath]), /another bpfredir \(pid \d+\) is running in this network namespace \(it holds \/run\/bpfredir\/netns-\d+\.lock\)/);
+  });
+
+  test('SIGTERM detaches everything', async () => {
     const inode = statSync(ns.path).ino;
     assert.equal(await proxy.stop(), 0);
     const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as {
@@ -119,6 +140,5 @@ describe('sk_lookup steering', { skip }, () => {
       netns_ino?: number;
     }[];
     assert.deepEqual(links.filter((l) => l.netns_ino === inode), []);
-    assert.equal(existsSync(`/sys/fs/bpf/bpfredir/${inode}`), false);
   });
 });

@@ -1,6 +1,8 @@
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { configFromObject } from '../../src/config/load.js';
 import { readRuleStats, startDaemon } from '../../src/daemon.js';
 import { fakeNative } from './fake-native.js';
@@ -16,26 +18,24 @@ const config = configFromObject(
   'test',
 );
 const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test');
-const PIN = '/nonexistent-bpffs/bpfredir/4026531840/steer';
-const opts = { bpffsRoot: '/nonexistent-bpffs', objectPath: '/x/bpfredir.bpf.o', lockName: `bpfredir-test/${randomBytes(6).toString('hex')}` };
+const runDir = mkdtempSync(join(tmpdir(), 'bpfredir-daemon-'));
+after(() => rmSync(runDir, { recursive: true, force: true }));
+const opts = { objectPath: '/x/bpfredir.bpf.o', runDir };
 
 test('start: lock first, sockets before bindings; stop undoes it in reverse', async () => {
   const { native, calls } = fakeNative();
   const daemon = await startDaemon(config, { ...opts, native });
   assert.deepEqual(calls, [
     'loadObject bpfredir.bpf.o',
-    'ensureBpffs /nonexistent-bpffs bpfredir/4026531840',
     'attachSkLookup steer',
-    `pinLink 7 ${PIN}`,
     'attachVerdict splice_verdict splice_active',
     'Engine splice',
     'addListener rule 1 :::0 splice',
     'sockmapUpdate steer_sockets 1 fd 51',
     'addListener rule 2 127.0.0.1:8080 splice',
-    'mapUpdateMany bindings 3',
+    'mapUpdateMany bindings 4', // 3 blocks of 8080-8090, 1 guard of the steering socket's port
     'mapUpdate settings',
   ]);
-  assert.equal(daemon.pinPath, PIN);
   assert.deepEqual(daemon.listeners, [
     { rule: 'anyip', ruleId: 1, address: '[::]:40001', steering: true },
     { rule: 'web', ruleId: 2, address: '127.0.0.1:8080', steering: false },
@@ -43,14 +43,15 @@ test('start: lock first, sockets before bindings; stop undoes it in reverse', as
   calls.length = 0;
   await Promise.all([daemon.stop(), daemon.stop()]);
   await daemon.stop();
-  assert.deepEqual(calls, ['removeListener 2', 'removeListener 1', 'engine.close', `unpin ${PIN}`, 'detach 7', 'object.close']);
+  assert.deepEqual(calls, ['removeListener 2', 'removeListener 1', 'engine.close', 'detach 7', 'object.close']);
 });
 
-test('listen rules alone need no sk_lookup and no pin', async () => {
+test('listen rules alone need no sk_lookup and no lock', async () => {
   const { native, calls } = fakeNative();
-  const daemon = await startDaemon(listenOnly, { ...opts, native });
+  const ownRunDir = join(runDir, 'listen-only');
+  const daemon = await startDaemon(listenOnly, { ...opts, native, runDir: ownRunDir });
   assert.deepEqual(calls, ['loadObject bpfredir.bpf.o', 'attachVerdict splice_verdict splice_active', 'Engine splice', 'addListener rule 1 127.0.0.1:8080 splice']);
-  assert.equal(daemon.pinPath, undefined);
+  assert.equal(existsSync(ownRunDir), false);
   await daemon.stop();
 });
 
@@ -71,23 +72,13 @@ test('a second instance in the netns is refused before it loads anything', async
   await first.stop();
 });
 
-test('a leftover pin refuses the start and leaves nothing behind', async () => {
-  const { native, calls } = fakeNative({ pinError: 'EEXIST' });
-  await assert.rejects(startDaemon(config, { ...opts, native }), {
-    code: 'ERR_BPFREDIR_ALREADY_RUNNING',
-    message: `another bpfredir is running in this network namespace (pinned at ${PIN}); stop it or remove the pin`,
-  });
-  assert.deepEqual(calls.slice(-2), ['detach 7', 'object.close']);
-  assert.ok(!calls.some((c) => c.startsWith('unpin')), 'the other instance keeps its pin');
-});
-
 test('a listen address in use fails with the rule and how to fix it, after undoing everything', async () => {
   const { native, calls } = fakeNative({ listenErrors: new Map([[8080, 'EADDRINUSE']]) });
   await assert.rejects(startDaemon(config, { ...opts, native }), {
     code: 'ERR_BPFREDIR_PORT_IN_USE',
     message: "test: rule 'web': 127.0.0.1:8080 is already in use; stop what listens there (ss -ltnp) or pick another port",
   });
-  assert.deepEqual(calls.slice(-5), ['removeListener 1', 'engine.close', `unpin ${PIN}`, 'detach 7', 'object.close']);
+  assert.deepEqual(calls.slice(-4), ['removeListener 1', 'engine.close', 'detach 7', 'object.close']);
 });
 
 test('ports below 1024 without privileges exit as a privilege problem', async () => {

@@ -1,15 +1,30 @@
 /** A RawBinding double that records every call, for testing the daemon's order of operations without privileges. */
+import { fstatSync } from 'node:fs';
 import type { EngineOptions, FeatureProbe, ListenerOptions, RawBinding, RawBpfObject, RawEngine } from '../../src/native/index.js';
 
 export interface FakeOptions {
   probe?: FeatureProbe;
-  /** errno code thrown by pinLink (e.g. 'EEXIST'). */
-  pinError?: string;
   /** errno code thrown by addListener for this port. */
   listenErrors?: Map<number, string>;
 }
 
 const sysError = (code: string, syscall: string) => Object.assign(new Error(`${syscall}: ${code}`), { code, syscall });
+
+/** flock semantics for the fake: one holder per file (by inode) among open fds. */
+const heldInodes = new Map<number, number>();
+function tryLockFake(fd: number): boolean {
+  const inode = fstatSync(fd).ino;
+  const holder = heldInodes.get(inode);
+  if (holder !== undefined && holder !== fd) {
+    try {
+      if (fstatSync(holder).ino === inode) return false;
+    } catch {
+      // the holder's fd was closed: the lock went with it
+    }
+  }
+  heldInodes.set(inode, fd);
+  return true;
+}
 
 export function fakeNative(options: FakeOptions = {}) {
   const calls: string[] = [];
@@ -31,11 +46,6 @@ export function fakeNative(options: FakeOptions = {}) {
     mapFd,
     attachSkLookup: (program) => (calls.push(`attachSkLookup ${program}`), 7),
     attachVerdict: (program, map) => void calls.push(`attachVerdict ${program} ${map}`),
-    pinLink: (link, path) => {
-      calls.push(`pinLink ${link} ${path}`);
-      if (options.pinError) throw sysError(options.pinError, 'bpf_obj_pin');
-    },
-    unpin: (path) => void calls.push(`unpin ${path}`),
     detach: (link) => void calls.push(`detach ${link}`),
     close: () => void calls.push('object.close'),
   };
@@ -66,7 +76,7 @@ export function fakeNative(options: FakeOptions = {}) {
   const native: RawBinding = {
     loadObject: async (path) => (calls.push(`loadObject ${path.split('/').pop()}`), object),
     probeFeatures: () => options.probe ?? { skLookup: true, sockmapVerdict: true, problems: [] },
-    ensureBpffs: (root, dir) => void calls.push(`ensureBpffs ${root} ${dir}`),
+    tryLock: (fd) => tryLockFake(fd),
     netnsInode: () => 4026531840n,
     mapUpdate: (fd, key, value) => void (calls.push(`mapUpdate ${nameOf(fd)}`), maps.get(fd)!.set(key.toString('hex'), value)),
     mapDelete: (fd, key) => maps.get(fd)!.delete(key.toString('hex')),

@@ -1,16 +1,45 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { lockNetns } from '../../src/netns-lock.js';
+import { fakeNative } from './fake-native.js';
 
-test('one holder per network namespace; released locks can be taken again', async () => {
-  const name = `bpfredir-test/${randomBytes(6).toString('hex')}`;
-  const first = await lockNetns(name);
-  await assert.rejects(lockNetns(name), {
+const { native } = fakeNative();
+
+function runDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'bpfredir-lock-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, 'run');
+}
+
+test('one holder per network namespace, named with its pid; released locks can be taken again', (t) => {
+  const dir = runDir(t);
+  const first = lockNetns(native, 42n, dir);
+  assert.equal(first.path, `${dir}/netns-42.lock`);
+  assert.equal(readFileSync(first.path, 'utf8'), `${process.pid}\n`);
+  assert.throws(() => lockNetns(native, 42n, dir), {
     code: 'ERR_BPFREDIR_ALREADY_RUNNING',
-    message: `another bpfredir is running in this network namespace (it holds the lock @${name}); stop it first`,
+    message: `another bpfredir (pid ${process.pid}) is running in this network namespace (it holds ${dir}/netns-42.lock); stop it first`,
   });
-  await first.release();
-  const again = await lockNetns(name);
-  await again.release();
+  const other = lockNetns(native, 43n, dir); // another netns
+  other.release();
+  first.release();
+  first.release();
+  lockNetns(native, 42n, dir).release();
+});
+
+test('a run directory other users can write to is refused: they could take the lock first', (t) => {
+  const dir = runDir(t);
+  mkdirSync(dir, { mode: 0o777 });
+  chmodSync(dir, 0o1777);
+  assert.throws(() => lockNetns(native, 42n, dir), {
+    code: 'ERR_BPFREDIR_PRIVILEGES',
+    message: `${dir} is writable by other users (mode 1777), who could hold bpfredir's lock; chmod 0700 ${dir}`,
+  });
+});
+
+test('a run directory that cannot be created is one error line', () => {
+  assert.throws(() => lockNetns(native, 42n, '/proc/bpfredir-run'), /cannot create \/proc\/bpfredir-run: /);
 });
