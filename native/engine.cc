@@ -394,7 +394,9 @@ void Engine::CloseAll() {
   listeners_.clear();
   std::vector<uint64_t> ids;
   for (auto& entry : conns_) ids.push_back(entry.first);
-  for (uint64_t id : ids) Close(*conns_.at(id), "shutdown", false);
+  // Reset, never FIN: a peer must not take a cut transfer for a complete one.
+  // The control plane drains first (--drain); what is left here was cut.
+  for (uint64_t id : ids) Close(*conns_.at(id), "shutdown", true);
 }
 
 void Engine::Watch(int op, const Connection& c, Side side, uint32_t events) {

@@ -1,10 +1,13 @@
 /** Options shared by the commands that start a daemon. */
 import type { Argv } from 'yargs';
 import type { DatapathChoice } from '../config/types.js';
+import { DEFAULT_RUN_DIR } from '../netns-lock.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 
 export interface ServeArgs {
   datapath?: DatapathChoice;
+  drain: string;
+  'run-dir': string;
   'log-format': LogFormat;
   'log-level': LogLevel;
 }
@@ -14,6 +17,16 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
     .option('datapath', {
       choices: ['auto', 'splice', 'userspace'] as const,
       describe: 'how bytes move: in-kernel splice, user-space relay, or auto (splice when possible)',
+    })
+    .option('drain', {
+      type: 'string',
+      default: '10s',
+      describe: 'on SIGTERM/SIGINT, let open connections finish this long, then reset the rest (a second signal skips the wait)',
+    })
+    .option('run-dir', {
+      type: 'string',
+      default: DEFAULT_RUN_DIR,
+      describe: 'directory for the per-netns lock (mode 0700, root or this user only)',
     })
     .option('log-format', {
       choices: ['text', 'json'] as const,

@@ -1,7 +1,13 @@
-/** Start a daemon, say so in one line, run until SIGINT/SIGTERM, stop cleanly. */
+/**
+ * Start a daemon, say so in one line, run until SIGINT/SIGTERM, then drain:
+ * stop accepting, let open connections finish for --drain, reset the rest.
+ * SIGHUP never stops it (it is also what a closed terminal sends).
+ */
 import type { Config } from '../config/types.js';
+import { parseDuration } from '../config/units.js';
 import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
+import { BpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { createLogger } from '../log.js';
 import type { ServeArgs } from './common-options.js';
@@ -17,26 +23,68 @@ export function startupLine(daemon: Daemon): string {
   return `bpfredir: ${count} rule${count === 1 ? '' : 's'}, datapath ${daemon.decision.relay}${steering}, listening ${listening}`;
 }
 
-function untilSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const onSignal = (signal: NodeJS.Signals) => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      resolve(signal);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+/** The start line as JSON for collectors; `msg` is the text line. */
+export function startupRecord(daemon: Daemon, now = new Date()): string {
+  return JSON.stringify({
+    time: now.toISOString(),
+    level: 'info',
+    msg: startupLine(daemon),
+    rules: daemon.config.rules.length,
+    datapath: daemon.decision.relay,
+    netns: daemon.netnsInode.toString(),
+    listeners: daemon.listeners.map((l) => ({ rule: l.rule, address: l.address, steering: l.steering })),
   });
+}
+
+export function drainMs(text: string): number {
+  const parsed = parseDuration(text);
+  if (!parsed.ok) throw new BpfredirError('ERR_BPFREDIR_USAGE', `--drain: ${parsed.reason}; use e.g. 10s, 500ms or 0`);
+  return parsed.value;
+}
+
+/** The first SIGINT/SIGTERM starts the drain, the second skips it. */
+function stopSignals() {
+  const [first, resolveFirst] = signalPromise();
+  const [second, resolveSecond] = signalPromise();
+  let count = 0;
+  const onSignal = (signal: NodeJS.Signals) => (++count === 1 ? resolveFirst : resolveSecond)(signal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const release = () => {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  };
+  return { first, second, release };
+}
+
+function signalPromise(): [Promise<NodeJS.Signals>, (signal: NodeJS.Signals) => void] {
+  let resolve!: (signal: NodeJS.Signals) => void;
+  const promise = new Promise<NodeJS.Signals>((r) => (resolve = r));
+  return [promise, resolve];
 }
 
 export async function serve(config: Config, args: ServeArgs): Promise<void> {
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
-  const stopped = untilSignal(); // listen before starting: a signal during start still stops us
-  for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
-  const daemon = await startDaemon(config, { logger, datapath: args.datapath, connectionEvents: args['log-level'] === 'info' });
-  process.stdout.write(`${startupLine(daemon)}\n`);
-  const signal = await stopped;
-  logger.info('stopping', { signal });
-  await daemon.stop();
-  logger.info('stopped');
+  const drainFor = drainMs(args.drain);
+  const signals = stopSignals(); // listen before starting: a signal during start still stops us
+  const onHangup = () => logger.warn('SIGHUP: live reload is not supported yet; the running rules stay as they are (restart to change them)');
+  process.on('SIGHUP', onHangup);
+  try {
+    for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
+    const daemon = await startDaemon(config, {
+      logger,
+      datapath: args.datapath,
+      connectionEvents: args['log-level'] === 'info',
+      runDir: args['run-dir'],
+    });
+    process.stdout.write(`${args['log-format'] === 'json' ? startupRecord(daemon) : startupLine(daemon)}\n`);
+    const signal = await signals.first;
+    logger.info('stopping: new connections are refused, open ones may finish', { signal, drain_ms: drainFor, connections: daemon.stats().connections });
+    const skip = signals.second.then((s) => logger.info('second signal: not waiting for open connections', { signal: s }));
+    const { drained, reset } = await daemon.drain(drainFor, skip);
+    logger.info('stopped', { drained, reset });
+  } finally {
+    signals.release();
+    process.off('SIGHUP', onHangup);
+  }
 }
