@@ -1,11 +1,13 @@
 /**
  * Steering rules that cover a port something already listens on, whether a
- * socket in this netns or one of the config's own listen rules. sk_lookup
- * runs before the normal listener lookup, so the rule wins and the listener
- * stops getting those connections (think sshd under a wide rule).
+ * socket in this netns or one of the config's own listen rules, or a
+ * well-known service port, whose service may simply not run at check time.
+ * sk_lookup runs before the normal listener lookup, so the rule wins and the
+ * listener stops getting those connections (think sshd under a wide rule).
  */
 import type { Config, SteerRule } from '../config/types.js';
 import type { TcpListener } from '../config/proc-listeners.js';
+import { ANY_PORT, formatRange, type PortRange } from './ports.js';
 import { IPV4_ANY, IPV4_MAPPED_PREFIX_BITS, IPV6_ANY, addressBytes, formatPrefix, samePrefixBits, type Prefix } from './ip.js';
 
 /** Whether connections to the prefix could have reached this listener. */
@@ -26,10 +28,42 @@ function ownListeners(config: Config): TcpListener[] {
   );
 }
 
-/** One warning line per (steering rule, listener) pair where the rule takes the listener's port. */
+type WellKnown = PortRange & { service: string };
+
+/**
+ * Services a steering rule cuts off although nothing listens at check time:
+ * remote access (ssh), name resolution, mail, the web, databases, routing and
+ * a Kubernetes node's control plane. Short on purpose: each line should matter.
+ */
+const WELL_KNOWN_PORTS: readonly WellKnown[] = (
+  [
+    [22, 22, 'ssh'], [25, 25, 'smtp'], [53, 53, 'dns'], [80, 80, 'http'], [110, 110, 'pop3'], [143, 143, 'imap'], [179, 179, 'bgp'], [443, 443, 'https'],
+    [2379, 2380, 'etcd'], [3306, 3306, 'mysql'], [5432, 5432, 'postgresql'], [6443, 6443, 'kube-apiserver'], [10250, 10250, 'kubelet'],
+  ] as const
+).map(([lo, hi, service]) => ({ lo, hi, service }));
+
+const CUT_OFF = "services there, running now or started later, get no connections to the rule's destinations (sk_lookup runs first)";
+
+/** One line per steering rule over well-known ports, leaving out the ports a listener warning already named. */
+function wellKnownPortWarnings(rule: SteerRule, named: ReadonlySet<number>): string[] {
+  const list = (ports: readonly WellKnown[]) => ports.map((p) => `${formatRange(p)} ${p.service}`).join(', ');
+  if (rule.ports.some((r) => r.lo <= 1 && r.hi === ANY_PORT.hi)) {
+    return [`${rule.source}: warning: rule '${rule.name}' steers every port, the well-known ones too (${list(WELL_KNOWN_PORTS)}): ${CUT_OFF}; list only the ports it should take`];
+  }
+  const covered = WELL_KNOWN_PORTS.filter((p) => rule.ports.some((r) => r.lo <= p.hi && p.lo <= r.hi) && !named.has(p.lo) && !named.has(p.hi));
+  if (covered.length === 0) return [];
+  const [ports, them] = covered.length === 1 ? ['port', 'it'] : ['ports', 'them'];
+  return [`${rule.source}: warning: rule '${rule.name}' steers well-known ${ports} ${list(covered)}: ${CUT_OFF}; leave ${them} out of ports unless that is the point`];
+}
+
+/**
+ * One warning line per (steering rule, listener) pair where the rule takes the
+ * listener's port, then one per rule over well-known ports.
+ */
 export function listenerConflictWarnings(config: Config, systemListeners: readonly TcpListener[]): string[] {
   const steerRules = config.rules.filter((r): r is SteerRule => r.kind === 'steer');
   const warnings: string[] = [];
+  const named = new Map(steerRules.map((rule) => [rule, new Set<number>()]));
   for (const listener of [...systemListeners, ...ownListeners(config)]) {
     for (const rule of steerRules) {
       if (!rule.ports.some((r) => r.lo <= listener.port && listener.port <= r.hi)) continue;
@@ -38,7 +72,9 @@ export function listenerConflictWarnings(config: Config, systemListeners: readon
       warnings.push(
         `${rule.source}: warning: rule '${rule.name}' steers ${formatPrefix(prefix)} port ${listener.port}, where ${listener.text} already listens; sk_lookup runs first, so that listener stops getting those connections`,
       );
+      named.get(rule)!.add(listener.port);
     }
   }
+  for (const rule of steerRules) warnings.push(...wellKnownPortWarnings(rule, named.get(rule)!));
   return warnings;
 }

@@ -62,5 +62,29 @@ test('check: summary of bindings per rule and warnings for ports taken from list
     `cfg: warning: rule 'loop' steers ::1/128 port 80, where [::1]:80 already listens; ${where}`,
     `cfg: warning: rule 'v6only' steers 2001:db8::/32 port 443, where [::]:443 already listens; ${where}`,
     `cfg: warning: rule 'loop' steers ::1/128 port 8080, where rule 'shadowed' already listens; ${where}`,
+    `cfg: warning: rule 'v6only' steers every port, the well-known ones too (${WELL_KNOWN}): ${CUT_OFF}; list only the ports it should take`,
+  ]);
+});
+
+const WELL_KNOWN = '22 ssh, 25 smtp, 53 dns, 80 http, 110 pop3, 143 imap, 179 bgp, 443 https, 2379-2380 etcd, 3306 mysql, 5432 postgresql, 6443 kube-apiserver, 10250 kubelet';
+const CUT_OFF = "services there, running now or started later, get no connections to the rule's destinations (sk_lookup runs first)";
+
+test('check: steering over well-known ports warns once per rule, even with nothing listening', () => {
+  const config = configFromObject(
+    {
+      rules: [
+        { name: 'ssh', destination: '192.0.2.0/24', ports: '22', target: '127.0.0.1:9000' },
+        { name: 'wide', destination: '192.0.2.0/24', ports: ['1-100', '2380-6443'], target: '127.0.0.1:9000' },
+        { name: 'all', destination: '198.51.100.0/24', ports: '1-65535', target: '127.0.0.1:9000' },
+        { name: 'quiet', destination: '192.0.2.0/24', ports: '8000-8999', target: '127.0.0.1:9000' },
+      ],
+    },
+    'cfg',
+  );
+  const warnings = checkReport(config, new RuleIds().assign(config.rules.map((r) => r.name)), []).warnings;
+  assert.deepEqual(warnings, [
+    `cfg: warning: rule 'ssh' steers well-known port 22 ssh: ${CUT_OFF}; leave it out of ports unless that is the point`,
+    `cfg: warning: rule 'wide' steers well-known ports 22 ssh, 25 smtp, 53 dns, 80 http, 2379-2380 etcd, 3306 mysql, 5432 postgresql, 6443 kube-apiserver: ${CUT_OFF}; leave them out of ports unless that is the point`,
+    `cfg: warning: rule 'all' steers every port, the well-known ones too (${WELL_KNOWN}): ${CUT_OFF}; list only the ports it should take`,
   ]);
 });
