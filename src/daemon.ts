@@ -15,6 +15,7 @@ import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
 import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule } from './config/types.js';
+import { effectiveCapabilities, withCapabilities } from './capabilities.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { errorMessage } from './errors.js';
 import { logEngineEvent } from './engine-log.js';
@@ -45,6 +46,8 @@ export interface DaemonOptions {
   /** Overrides config.datapath (the --datapath flag). */
   datapath?: DatapathChoice;
   objectPath?: string;
+  /** Effective capability mask (default: this process's CapEff). */
+  capabilities?: bigint;
   /** Directory of the per-netns lock file (default /run/bpfredir; tests use their own). */
   runDir?: string;
   native?: RawBinding;
@@ -163,7 +166,8 @@ function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
   const logger = options.logger ?? silentLogger;
   const native = options.native ?? loadNative();
-  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => native.probeFeatures());
+  const capabilities = options.capabilities ?? effectiveCapabilities();
+  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => withCapabilities(native.probeFeatures(), capabilities));
   if (decision.fallbackReason) logger.warn(decision.fallbackReason);
 
   const ruleIds = new RuleIds().assign(config.rules.map((r) => r.name));

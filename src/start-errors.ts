@@ -12,7 +12,7 @@ export function explainStartFailure(err: unknown, step: string): BpfredirError {
   const code = errnoCode(err);
   const detail = `${step}: ${errorMessage(err).split('\n')[0]}`;
   if (code === 'EPERM' || code === 'EACCES') {
-    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${detail}; run as root (needs CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN for bpffs)`, { cause: err });
+    return new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `${detail}; run as root or with CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON`, { cause: err });
   }
   return new BpfredirError('ERR_BPFREDIR_RUNTIME', detail, { cause: err });
 }

@@ -20,7 +20,8 @@ const config = configFromObject(
 const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test');
 const runDir = mkdtempSync(join(tmpdir(), 'bpfredir-daemon-'));
 after(() => rmSync(runDir, { recursive: true, force: true }));
-const opts = { objectPath: '/x/bpfredir.bpf.o', runDir };
+const ALL_CAPABILITIES = (1n << 41n) - 1n;
+const opts = { objectPath: '/x/bpfredir.bpf.o', runDir, capabilities: ALL_CAPABILITIES };
 
 test('start: lock first, sockets before bindings; stop undoes it in reverse', async () => {
   const { native, calls } = fakeNative();
@@ -110,4 +111,17 @@ test('the start line names the datapath and the listeners, briefly', async () =>
     'bpfredir: 6 rules, datapath splice (sk_lookup on netns 4026531840), listening r0 via [::]:40001, r1 via [::]:40002, r2 via [::]:40003, r3 via [::]:40004, … (2 more)',
   );
   await daemon.stop();
+});
+
+test('a missing capability is named before anything is loaded', async () => {
+  const { native, calls } = fakeNative();
+  const noPerfmon = ALL_CAPABILITIES & ~(1n << 38n) & ~(1n << 21n);
+  await assert.rejects(startDaemon(config, { ...opts, native, capabilities: noPerfmon }), {
+    code: 'ERR_BPFREDIR_PRIVILEGES',
+    message: /^rule 'anyip' steers with sk_lookup, which needs BPF \(missing CAP_PERFMON \(bpfredir needs CAP_BPF, CAP_NET_ADMIN, CAP_PERFMON/,
+  });
+  assert.deepEqual(calls, []);
+  const relayOnly = await startDaemon(listenOnly, { ...opts, native, capabilities: noPerfmon });
+  assert.equal(relayOnly.decision.relay, 'userspace');
+  await relayOnly.stop();
 });

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockNetns } from '../../src/netns-lock.js';
@@ -40,6 +40,9 @@ test('a run directory other users can write to is refused: they could take the l
   });
 });
 
-test('a run directory that cannot be created is one error line', () => {
-  assert.throws(() => lockNetns(native, 42n, '/proc/bpfredir-run'), /cannot create \/proc\/bpfredir-run: /);
+test('a run directory that cannot be created is one error line', (t) => {
+  const file = `${runDir(t)}-file`;
+  writeFileSync(file, '');
+  t.after(() => rmSync(file, { force: true }));
+  assert.throws(() => lockNetns(native, 42n, `${file}/run`), { code: 'ERR_BPFREDIR_RUNTIME', message: new RegExp(`^cannot create ${file}/run: ENOTDIR`) });
 });
