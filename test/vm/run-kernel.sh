@@ -64,7 +64,11 @@ kroot=$cache/$kernel_pkg/root
 kver=$(ls "$kroot/lib/modules")
 moddir=$kroot/lib/modules/$kver
 # The package ships no modules.dep (its postinst makes one); the guest's modprobe needs it.
-[ -f "$moddir/modules.dep" ] || "$busybox" depmod -b "$kroot" "$kver"
+# Newer packages compress their modules, which busybox's insmod cannot load: unpack them first.
+if [ ! -f "$moddir/modules.dep" ]; then
+  find "$moddir" -name '*.ko.xz' -exec "$busybox" unxz {} +
+  "$busybox" depmod -b "$kroot" "$kver"
+fi
 
 run=$(mktemp -d "$cache/run.XXXXXX")
 qemu_pid=
@@ -81,7 +85,9 @@ mkdir -p "$initrd/bin" "$initrd/modules" "$initrd/proc" "$initrd/dev"
 cp "$busybox" "$initrd/bin/busybox"
 cp test/vm/initramfs-init.sh "$initrd/init"
 chmod 755 "$initrd/init"
+# Modules built into the kernel (modules.builtin, read first) need no loading.
 awk -v want="virtio_pci 9pnet_virtio 9p overlay" '
+  FNR == NR { name = $1; sub(/.*\//, "", name); sub(/\.ko$/, "", name); builtin[name] = 1; next }
   { key = $1; sub(/:$/, "", key); deps[key] = ""; for (i = 2; i <= NF; i++) deps[key] = deps[key] " " $i
     name = key; sub(/.*\//, "", name); sub(/\.ko.*$/, "", name); path[name] = key }
   function visit(p,   n, a, i) {
@@ -94,10 +100,11 @@ awk -v want="virtio_pci 9pnet_virtio 9p overlay" '
   END {
     n = split(want, w, " ")
     for (i = 1; i <= n; i++) {
+      if (w[i] in builtin) continue
       if (!(w[i] in path)) { print "no module " w[i] > "/dev/stderr"; exit 1 }
       visit(path[w[i]])
     }
-  }' "$moddir/modules.dep" >"$run/modules"
+  }' "$moddir/modules.builtin" "$moddir/modules.dep" >"$run/modules"
 while read -r ko; do
   cp "$moddir/$ko" "$initrd/modules/"
   echo "/modules/$(basename "$ko")"
