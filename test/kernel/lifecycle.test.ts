@@ -11,6 +11,8 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
 import { addLocalRoute, bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
@@ -36,17 +38,46 @@ const DATAPATHS: [string, string[]][] = [
   ['kernel sockmap', ['--bulk-flows', 'kernel', '--splice-after', '0']],
 ];
 
+interface SinkReport {
+  recvBytes: number;
+  error: string | null;
+}
+
+/** test/helpers/reset-sink.py in ns: reports each connection's bytes and whether it ended in a reset. */
+function startResetSink(ns: Netns): Promise<{ port: number; nextReport(): Promise<SinkReport>; stop(): void }> {
+  const path = fileURLToPath(new URL('../../../test/helpers/reset-sink.py', import.meta.url));
+  const child = ns.exec('python3', [path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const reports: SinkReport[] = [];
+  const waiting: ((r: SinkReport) => void)[] = [];
+  return new Promise((resolve) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const event = JSON.parse(line) as { event: string; port: number } & SinkReport;
+      if (event.event === 'listening') {
+        resolve({
+          port: event.port,
+          nextReport: () => new Promise((r) => (reports.length ? r(reports.shift()!) : waiting.push(r))),
+          stop: () => child.kill('SIGKILL'),
+        });
+      } else if (waiting.length) waiting.shift()!(event);
+      else reports.push(event);
+    });
+  });
+}
+
 describe('signals', { skip }, () => {
   let ns: Netns;
   let slow: TrafficServer;
+  let sink: Awaited<ReturnType<typeof startResetSink>>;
 
   before(async () => {
     ns = createNetns('signals');
     ns.run('tc', SHAPE);
     slow = await startServer(ns, { mode: 'sink' });
+    sink = await startResetSink(ns);
   });
   after(async () => {
     await slow?.stop();
+    sink?.stop();
     ns?.destroy();
   });
 
@@ -84,14 +115,14 @@ describe('signals', { skip }, () => {
 
     test(`${name}: what is still open when the drain ends is reset, never ended cleanly`, async () => {
       const port = 7300 + DATAPATHS.findIndex(([n]) => n === name);
-      const proxy = await forward(port, [...flags, '--drain', '200ms']);
+      const proxy = await startBpfredir(ns, ['forward', `127.0.0.1:${port}`, `127.0.0.1:${sink.port}`, ...flags, '--drain', '200ms']);
       const client = runClient(ns, { port, bytes: TRANSFER });
       await proxy.waitForLog((l) => l.msg === 'connected');
       await sleep(300);
       process.kill(proxy.pid, 'SIGTERM');
-      const report = await slow.nextReport();
+      const report = await sink.nextReport();
       assert.ok(report.recvBytes < TRANSFER, `cut short (${report.recvBytes} bytes)`);
-      assert.equal(report.error, 'ECONNRESET', `the server must not see a clean end of a cut transfer: ${JSON.stringify(report)}`);
+      assert.equal(report.error, 'ECONNRESET', 'the server must not see a clean end of a cut transfer');
       assert.notEqual((await client).error, undefined, 'nor the client');
       assert.equal(await proxy.exited, 0);
       const stopped = await proxy.waitForLog((l) => l.msg === 'stopped');
@@ -100,7 +131,7 @@ describe('signals', { skip }, () => {
   }
 
   test('a second signal skips the drain', async () => {
-    const proxy = await forward(7400, ['--drain', '60s']);
+    const proxy = await startBpfredir(ns, ['forward', '127.0.0.1:7400', `127.0.0.1:${sink.port}`, '--drain', '60s']);
     const client = runClient(ns, { port: 7400, bytes: TRANSFER * 4 });
     await proxy.waitForLog((l) => l.msg === 'connected');
     process.kill(proxy.pid, 'SIGTERM');
@@ -109,7 +140,7 @@ describe('signals', { skip }, () => {
     process.kill(proxy.pid, 'SIGINT');
     assert.equal(await proxy.exited, 0);
     assert.ok(Date.now() - started < 5000, 'stopped without waiting for the drain');
-    assert.equal((await slow.nextReport()).error, 'ECONNRESET');
+    assert.equal((await sink.nextReport()).error, 'ECONNRESET');
     await client;
   });
 });
