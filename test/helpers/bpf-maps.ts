@@ -3,9 +3,10 @@
  *   const maps = bpfMapsOf(pid);           // name → map id, from /proc/PID/fdinfo
  *   ruleStats(maps.get('rule_stats')!, 1)  // struct rule_stats summed over CPUs
  *   entryCount(maps.get('conns')!)
+ *   netnsLinkCount(ns.path)                // BPF links attached to that netns (sk_lookup)
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { sumRuleStats, type RuleStats } from '../../src/abi.js';
 
 function bpftool<T>(args: string[]): T {
@@ -37,4 +38,10 @@ export function ruleStats(mapId: number, ruleId: number): RuleStats {
 
 export function entryCount(mapId: number): number {
   return bpftool<unknown[]>(['map', 'dump', 'id', String(mapId)]).length;
+}
+
+/** How many BPF links are attached to the network namespace at nsPath. */
+export function netnsLinkCount(nsPath: string): number {
+  const inode = statSync(nsPath).ino;
+  return bpftool<{ netns_ino?: number }[]>(['link', 'show']).filter((l) => l.netns_ino === inode).length;
 }

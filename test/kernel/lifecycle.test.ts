@@ -7,13 +7,14 @@
  * `ip netns exec` (private /sys) and through nsenter (the host's /sys).
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { netnsLinkCount } from '../helpers/bpf-maps.js';
 import { startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
 import { addLocalRoute, bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
@@ -165,11 +166,7 @@ describe('SIGKILL', { skip }, () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  const linksInNetns = () => {
-    const inode = statSync(ns.path).ino;
-    const links = JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { netns_ino?: number }[];
-    return links.filter((l) => l.netns_ino === inode).length;
-  };
+  const linksInNetns = () => netnsLinkCount(ns.path);
   /** The same netns entered without a private /sys (nsenter, as a container runtime would). */
   const viaNsenter: () => Netns = () => ({ ...ns, exec: (cmd, args, opts = {}) => spawn('nsenter', [`--net=${ns.path}`, cmd, ...args], opts) });
 

@@ -17,6 +17,7 @@ import {
 import { loadNative, type RawBpfObject } from '../../src/native/index.js';
 import { IPPROTO_TCP, type Binding } from '../../src/rules/compile.js';
 import { parsePrefix, type Prefix } from '../../src/rules/ip.js';
+import { netnsLinkCount } from '../helpers/bpf-maps.js';
 import { addLocalRoute, createNetns, requireBpf } from '../helpers/netns.js';
 import { listenerFd, runClient, startServer } from '../helpers/traffic.js';
 
@@ -178,11 +179,7 @@ test('sk_lookup steers 127.0.0.2:8085 to the socket in steer_sockets; no socket 
 test('a link is detached by detach(), and by the kernel when its fd closes', async (t) => {
   const ns = createNetns('link');
   t.after(() => ns.destroy());
-  const inode = statSync(ns.path).ino;
-  const linksHere = () =>
-    (JSON.parse(execFileSync('bpftool', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { netns_ino?: number }[]).filter(
-      (l) => l.netns_ino === inode,
-    ).length;
+  const linksHere = () => netnsLinkCount(ns.path);
   await withObject(t, (obj) => {
     const link = obj.attachSkLookup(PROGRAMS.steer, ns.path);
     assert.equal(linksHere(), 1);
