@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "loop_guard.h"
 #include "relay.h"
 #include "sock_address.h"
 #include "unique_fd.h"
@@ -40,6 +41,9 @@ struct Connection {
   uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
   ConnState state = ConnState::kConnecting;
+  // Declared before fd: destroyed after the sockets are closed, so the
+  // upstream socket is registered for as long as it exists, on every path.
+  LoopGuard::Entry loop_guard;
   UniqueFd fd[2];
   SockAddress client;
   SockAddress upstream;

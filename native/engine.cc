@@ -10,6 +10,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "errno_name.h"
 #include "errors.h"
 #include "monotonic_clock.h"
@@ -99,7 +101,7 @@ void Engine::PostPauseEvent(uint64_t cookie, bool paused) {
 EngineStats Engine::Stats() const {
   return {0,                      connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
           pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load(),
-          bulk_relayed_.load()};
+          bulk_relayed_.load(),   loops_refused_.load()};
 }
 
 void Engine::RequestStop() {
@@ -306,6 +308,17 @@ void Engine::AcceptAll(Listener& listener) {
 
 void Engine::StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer) {
   const ListenerConfig& config = listener.config;
+  // Rules this connection has passed through already: empty unless it is one
+  // of our own guarded upstream connects (one relaxed load when there are none).
+  std::vector<uint32_t> path;
+  if (slot_.loop_guard && slot_.loop_guard->Active()) {
+    SockAddress dialled;
+    if (auto from_us = OwnUpstreamPath(client.get(), peer, &dialled)) {
+      if (std::find(from_us->begin(), from_us->end(), config.rule_id) != from_us->end())
+        return RefuseLoop(config, std::move(client), peer, dialled, *from_us);
+      path = std::move(*from_us);  // a chain of our listeners, which may still end at a real service
+    }
+  }
   auto owned = std::make_unique<Connection>();
   Connection& c = *owned;
   c.id = next_conn_id_;
@@ -328,12 +341,51 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
 
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
+  if (config.loop_guard && slot_.loop_guard) {
+    // Fix the local port before any SYN leaves, so that the engine accepting
+    // this connection (if it comes back to us) finds it registered.
+    uint16_t port = BindAnyPort(c.fd[kUpstream].get(), target.family());
+    if (!port) return FailConnect(c, errno, nullptr);
+    path.push_back(config.rule_id);
+    c.loop_guard = slot_.loop_guard->Add(port, target, std::move(path));
+  }
   SetNoDelay(c.fd[kUpstream].get());
   if (c.want_splice) SetSpliceSendBuffer(c.fd[kUpstream].get(), config.sndbuf_bytes);
   if (connect(c.fd[kUpstream].get(), target.get(), target.len) == 0) return OnConnectDone(c);
   if (errno != EINPROGRESS) return FailConnect(c, errno, nullptr);
   Watch(EPOLL_CTL_ADD, c, kUpstream, EPOLLOUT | EPOLLET);
   connect_deadlines_.emplace(c.accepted_ns + config.connect_timeout_ms * kMs, c.id);
+}
+
+std::optional<std::vector<uint32_t>> Engine::OwnUpstreamPath(int client, const SockAddress& peer,
+                                                             SockAddress* dialled) {
+  uint16_t port = DialledEndpoint(peer).port;
+  if (!slot_.loop_guard->HasPort(port)) return std::nullopt;
+  // Only on a port match: a syscall for the accepted socket's own address,
+  // which is where the peer connected to (also after sk_lookup steering).
+  dialled->len = sizeof(dialled->storage);
+  if (getsockname(client, reinterpret_cast<sockaddr*>(&dialled->storage), &dialled->len) != 0) return std::nullopt;
+  return slot_.loop_guard->Find(port, *dialled);
+}
+
+void Engine::RefuseLoop(const ListenerConfig& config, UniqueFd client, const SockAddress& peer,
+                        const SockAddress& dialled, const std::vector<uint32_t>& path) {
+  loops_refused_++;
+  std::string round;
+  for (uint32_t rule : path) round += "rule " + std::to_string(rule) + " → ";
+  EngineEvent event;
+  event.type = "error";
+  event.rule_id = config.rule_id;
+  event.client = FormatSockAddress(peer);
+  event.original_dst = FormatSockAddress(dialled);
+  event.code = "ELOOP";
+  event.message = "connection from our own upstream socket " + event.client + " to " + event.original_dst + " (" +
+                  round + "rule " + std::to_string(config.rule_id) +
+                  "): forwarding loop refused; point the target at the real service";
+  Emit(std::move(event));
+  // Reset: our upstream side sees it at once and fails its own connection.
+  linger reset{1, 0};
+  setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 }
 
 void Engine::OnConnectDone(Connection& c) {

@@ -18,6 +18,7 @@
 
 #include "connection.h"
 #include "listener.h"
+#include "loop_guard.h"
 #include "pause_events.h"
 #include "splice_maps.h"
 #include "unique_fd.h"
@@ -41,7 +42,8 @@ struct EngineEvent {
 };
 
 struct EngineStats {
-  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed, bulk_relayed;
+  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed, bulk_relayed,
+      loops_refused;
 };
 
 // Where an engine sits among its siblings in an EngineGroup.
@@ -51,6 +53,8 @@ struct EngineSlot {
   // Engine 0's thread calls this for a pause event of another engine's
   // connection; it must only post (EngineGroup -> Engine::PostPauseEvent).
   std::function<void(uint8_t owner, uint64_t cookie, bool paused)> route_pause;
+  // The group's registry of guarded upstream sockets (outlives the engines).
+  LoopGuard* loop_guard = nullptr;
 };
 
 struct ListenerUpdate {
@@ -102,6 +106,12 @@ class Engine {
   void SweepIdle(uint64_t now);
   void AcceptAll(Listener& listener);
   void StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer);
+  // The rules our own upstream connection from `peer` passed through, when
+  // `client` is one (*dialled: where it connected to); nullopt otherwise.
+  std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
+  // Resets a connection that came back to a rule on its path; one 'error' event.
+  void RefuseLoop(const ListenerConfig& config, UniqueFd client, const SockAddress& peer, const SockAddress& dialled,
+                  const std::vector<uint32_t>& path);
   void OnConnectDone(Connection& c);
   // The kernel refused to splice: the relay keeps the connection for good.
   void ReportFallback(Connection& c, const std::string& why_not);
@@ -174,7 +184,7 @@ class Engine {
   const bool connection_events_;
   bool finished_ = false;
   std::atomic<uint64_t> connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
-      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0}, bulk_relayed_{0};
+      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0}, bulk_relayed_{0}, loops_refused_{0};
 
   // Caller thread only.
   bool stop_requested_ = false;

@@ -139,6 +139,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     result.Set("connectFailed", static_cast<double>(stats.connect_failed));
     result.Set("closed", static_cast<double>(stats.closed));
     result.Set("bulkRelayed", static_cast<double>(stats.bulk_relayed));
+    result.Set("loopsRefused", static_cast<double>(stats.loops_refused));
     Napi::Array accepted = Napi::Array::New(env, by_thread.size());
     for (size_t i = 0; i < by_thread.size(); i++) accepted.Set(i, static_cast<double>(by_thread[i]));
     result.Set("acceptedByThread", accepted);

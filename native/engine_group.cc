@@ -15,7 +15,7 @@ EngineGroup::EngineGroup(const SpliceMapFds* maps, int threads, bool connection_
     if (owner < engines_.size()) engines_[owner]->PostPauseEvent(cookie, paused);
   };
   for (int i = 0; i < threads; i++) {
-    EngineSlot slot{static_cast<uint8_t>(i), static_cast<uint8_t>(threads), threads > 1 ? route : nullptr};
+    EngineSlot slot{static_cast<uint8_t>(i), static_cast<uint8_t>(threads), threads > 1 ? route : nullptr, &loop_guard_};
     engines_.push_back(std::make_unique<Engine>(maps, std::move(slot), connection_events, notify));
   }
 }
@@ -60,6 +60,7 @@ EngineStats EngineGroup::Stats() const {
     total.connect_failed += s.connect_failed;
     total.closed += s.closed;
     total.bulk_relayed += s.bulk_relayed;
+    total.loops_refused += s.loops_refused;
   }
   return total;
 }

@@ -40,6 +40,8 @@ class EngineGroup {
  private:
   bool has_maps_;
   bool has_relayed_map_;
+  // Before engines_: every engine uses it until it is destroyed.
+  LoopGuard loop_guard_;
   std::vector<std::unique_ptr<Engine>> engines_;
   std::unordered_set<uint32_t> listener_ids_;
   uint32_t next_listener_id_ = 1;

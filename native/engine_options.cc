@@ -63,6 +63,7 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.sndbuf_bytes = Uint32Field(o, "sndbufBytes", owner);
   config.splice_after_bytes = o.Get("spliceAfterBytes").IsUndefined() ? 0 : Uint32Field(o, "spliceAfterBytes", owner);
   config.bulk_on_relay = !o.Get("bulkOnRelay").IsUndefined() && BoolField(o, "bulkOnRelay", owner);
+  config.loop_guard = !o.Get("loopGuard").IsUndefined() && BoolField(o, "loopGuard", owner);
   if (config.sndbuf_bytes > INT32_MAX / 2)
     throw Napi::TypeError::New(o.Env(), "listener.sndbufBytes must be below 1 GiB");
   return config;

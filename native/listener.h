@@ -25,6 +25,9 @@ struct ListenerConfig {
   uint32_t splice_after_bytes = 0;
   // A flow that carries splice_after_bytes within 10 ms stays on the splice(2) relay.
   bool bulk_on_relay = false;
+  // The target could reach one of our own listeners: bind and register each
+  // upstream socket with the group's LoopGuard (2 syscalls per connection).
+  bool loop_guard = false;
 };
 
 // Opens `count` non-blocking listening sockets for config, on the caller's

@@ -58,6 +58,9 @@ export interface ListenerOptions {
   spliceAfterBytes?: number;
   /** A flow that carries spliceAfterBytes within 10 ms of its first byte stays on the splice(2) relay (default false). */
   bulkOnRelay?: boolean;
+  /** The target could reach one of this engine's listeners: bind each upstream socket before connect and
+   *  register it, so a connection that comes back to a rule it already passed is reset (default false). */
+  loopGuard?: boolean;
 }
 
 export interface ListenerHandle {
@@ -106,6 +109,9 @@ export interface EngineStats {
   closed: number;
   /** Connections kept on the splice(2) relay as bulk flows (bulkOnRelay), since start. */
   bulkRelayed: number;
+  /** Connections from our own upstream sockets back to a rule they had passed (loopGuard), reset since start;
+   *  not counted in accepted. */
+  loopsRefused: number;
   /** accepted, per engine thread. */
   acceptedByThread: number[];
 }

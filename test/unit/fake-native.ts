@@ -66,7 +66,7 @@ export function fakeNative(options: FakeOptions = {}) {
       calls.push(`removeListener ${id}`);
     }
     stats() {
-      return { listeners: 0, connections: 0, spliced: 0, relayed: 0, paused: 0, pauses: 0, accepted: 0, connectFailed: 0, closed: 0, bulkRelayed: 0, acceptedByThread: [0] };
+      return { listeners: 0, connections: 0, spliced: 0, relayed: 0, paused: 0, pauses: 0, accepted: 0, connectFailed: 0, closed: 0, bulkRelayed: 0, loopsRefused: 0, acceptedByThread: [0] };
     }
     async close() {
       calls.push('engine.close');
