@@ -31,6 +31,7 @@ import {
 } from './native/index.js';
 import { compileBindings, withProxyGuards } from './rules/compile.js';
 import { RuleIds } from './rules/ids.js';
+import { needsLoopGuard } from './rules/loop-guard.js';
 import { lockNetns } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { Steering } from './steering.js';
@@ -154,6 +155,7 @@ function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; 
       sndbufBytes: config.sndbufBytes,
       spliceAfterBytes: config.spliceAfterBytes,
       bulkOnRelay: config.bulkFlows === 'relay',
+      loopGuard: needsLoopGuard(config, rule.target),
     });
   } catch (err) {
     throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
