@@ -38,10 +38,10 @@ export type Datapath = 'splice' | 'userspace';
 
 export interface ListenerOptions {
   ruleId: number;
-  /** Address to bind. With sk_lookup steering this is a private address such as
-   *  [::1]:0 (dual-stack); without BPF it is the rule's own address. */
+  /** Address to bind: a `listen:` rule's own address, or [::]:0 (dual-stack) for a
+   *  steering rule's socket, which only steering may reach (a guard in the bindings trie). */
   bind: SocketAddress;
-  /** IPV6_V6ONLY off for [::] / [::1] so one socket takes IPv4 too. */
+  /** IPV6_V6ONLY off for [::] so one socket takes IPv4 too. */
   dualStack: boolean;
   backlog: number;
   /** Upstreams; the engine picks the first (later: load balancing). */
