@@ -6,11 +6,11 @@
  * blocks the next start. /run is shared by every mount namespace, so instances
  * started through `ip netns exec` (which mounts a private /sys) see each other.
  *
- * The file is never removed: unlinking a lock file races with an opener that
- * would then lock a file nobody else can find. One small file per netns on a
- * tmpfs costs nothing.
+ * The holder removes the file when it stops. An opener may then hold an fd of
+ * the removed file and lock it; so after locking, the path must still name the
+ * file that was locked, else the lock is worthless and the opener tries again.
  */
-import { closeSync, constants, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { BpfredirError, errnoCode, errorMessage } from './errors.js';
 import type { RawBinding } from './native/index.js';
 
@@ -50,21 +50,49 @@ function checkRunDir(runDir: string): void {
 
 /** Whoever holds the lock wrote its pid into the file. */
 function holderOf(path: string): string {
-  const pid = readFileSync(path, 'utf8').trim();
+  let pid = '';
+  try {
+    pid = readFileSync(path, 'utf8').trim();
+  } catch {
+    // released in the meantime: no pid to name
+  }
   return /^\d+$/.test(pid) ? ` (pid ${pid})` : '';
+}
+
+/** Whether path still names the file open at fd (the holder before us may have removed it). */
+function stillNamed(path: string, fd: number): boolean {
+  try {
+    return statSync(path).ino === fstatSync(fd).ino;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+/** A locked fd of the file at path, or undefined when a live holder has it. */
+function lockFile(native: Pick<RawBinding, 'tryLock'>, path: string): number | undefined {
+  for (;;) {
+    const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    if (!native.tryLock(fd)) {
+      closeSync(fd);
+      return undefined;
+    }
+    if (stillNamed(path, fd)) return fd;
+    closeSync(fd);
+  }
 }
 
 export function lockNetns(native: Pick<RawBinding, 'tryLock'>, netnsInode: bigint, runDir = DEFAULT_RUN_DIR): NetnsLock {
   checkRunDir(runDir);
   const path = `${runDir}/netns-${netnsInode}.lock`;
-  const fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  const fd = lockFile(native, path);
+  if (fd === undefined) {
+    throw new BpfredirError(
+      'ERR_BPFREDIR_ALREADY_RUNNING',
+      `another bpfredir${holderOf(path)} is running in this network namespace (it holds ${path}); stop it first`,
+    );
+  }
   try {
-    if (!native.tryLock(fd)) {
-      throw new BpfredirError(
-        'ERR_BPFREDIR_ALREADY_RUNNING',
-        `another bpfredir${holderOf(path)} is running in this network namespace (it holds ${path}); stop it first`,
-      );
-    }
     ftruncateSync(fd, 0);
     writeSync(fd, `${process.pid}\n`, 0);
   } catch (err) {
@@ -77,6 +105,7 @@ export function lockNetns(native: Pick<RawBinding, 'tryLock'>, netnsInode: bigin
     release() {
       if (released) return;
       released = true;
+      unlinkSync(path); // while still holding the lock: see the header
       closeSync(fd);
     },
   };

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { lockNetns } from '../../src/netns-lock.js';
@@ -27,6 +27,7 @@ test('one holder per network namespace, named with its pid; released locks can b
   other.release();
   first.release();
   first.release();
+  assert.equal(existsSync(first.path), false, 'the holder removes the file');
   lockNetns(native, 42n, dir).release();
 });
 
