@@ -13,6 +13,7 @@
 #   BPFREDIR_VM_TIMEOUT  seconds before QEMU is killed (default 3600)
 #   BPFREDIR_VM_ACCEL    tcg (default) or kvm
 #   BPFREDIR_VM_CPUS, BPFREDIR_VM_MEMORY  (default 2 and 4G)
+#   BPFREDIR_VM_SLOWDOWN  how much the tests stretch their clocks (default 10 under tcg, 1 under kvm)
 # Needs root (apt, and the guest shares / as root). Packages and kernels are cached in build/vm/.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -111,14 +112,16 @@ while read -r ko; do
 done <"$run/modules" >"$initrd/modules.load"
 (cd "$initrd" && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -1) >"$run/initrd.gz"
 
+# Under TCG the guest runs 10–30x slower: tests stretch their clocks and shrink bulk transfers.
+case $accel in
+  kvm) accel_args=(-accel kvm -cpu host) slowdown=1 ;;
+  *) accel_args=(-accel tcg -cpu max) slowdown=10 ;;
+esac
 # Unknown words on the command line would become init's arguments, so only known ones go
 # before "--"; the variables reach init's environment.
 append="console=ttyS0 quiet panic=-1 CI=true BPFREDIR_REPO=$repo BPFREDIR_VM_MODULES=$moddir"
-append+=" BPFREDIR_VM_BUSYBOX=$busybox -- $*"
-case $accel in
-  kvm) accel_args=(-accel kvm -cpu host) ;;
-  *) accel_args=(-accel tcg -cpu max) ;;
-esac
+append+=" BPFREDIR_VM_BUSYBOX=$busybox"
+append+=" BPFREDIR_TEST_SLOWDOWN=${BPFREDIR_VM_SLOWDOWN:-$slowdown} -- $*"
 out=$cache/$kver.log
 log "booting $kver ($accel, ${BPFREDIR_VM_CPUS:-2} CPUs, ${BPFREDIR_VM_MEMORY:-4G}); console log: ${out#"$repo"/}"
 start=$(date +%s)
