@@ -1,20 +1,21 @@
 /**
- * The programmatic API: startDaemon(config) → Daemon, stop() undoes all of it.
+ * The programmatic API: startDaemon(config) → Daemon; apply(config) changes the
+ * running rules as a diff (a reload); stop() undoes all of it.
  *
- * Start order (each step undone in reverse if a later one fails):
- * take this netns's lock (steering only) → load the BPF object → attach
- * sk_lookup (harmless while the bindings are empty: no match falls through)
- * → attach the splice verdict → engine → one listener per rule (steering
- * rules' sockets go into steer_sockets) → bindings and settings (steering
- * becomes live last, when every rule already has its socket), with the guards
- * that refuse direct connections to the steering sockets' own port.
+ * Start order (each step undone in reverse if a later one fails): load the BPF
+ * object and attach the splice verdict (splice datapath) → engine → apply(config)
+ * from nothing. The first config that steers takes this netns's lock and attaches
+ * sk_lookup (harmless while the bindings are empty: no match falls through).
+ * apply opens a rule's listener (and its steer_sockets entry) before the trie
+ * names it, and takes the trie's entries away before the socket
+ * (docs/ARCHITECTURE.md, Reload).
  *
  * Nothing is pinned: the kernel detaches everything when the process dies.
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
-import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule } from './config/types.js';
+import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule, type SteerRule } from './config/types.js';
 import { effectiveCapabilities, withCapabilities } from './capabilities.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { errorMessage } from './errors.js';
@@ -22,7 +23,6 @@ import { logEngineEvent } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
   loadNative,
-  type Datapath,
   type EngineStats,
   type ListenerHandle,
   type RawBinding,
@@ -30,9 +30,10 @@ import {
   type RawEngine,
 } from './native/index.js';
 import { compileBindings, withProxyGuards } from './rules/compile.js';
+import { diffRules } from './rules/diff.js';
 import { RuleIds } from './rules/ids.js';
 import { needsLoopGuard } from './rules/loop-guard.js';
-import { lockNetns } from './netns-lock.js';
+import { lockNetns, type NetnsLock } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { Steering } from './steering.js';
 
@@ -62,13 +63,29 @@ export interface DaemonListener {
   steering: boolean;
 }
 
+/** What an apply changed (rule names), and what it could not change without a restart. */
+export interface ApplyReport {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  moved: string[];
+  unchanged: number;
+  restartNeeded: string[];
+}
+
 export interface Daemon {
+  /** The config running now: the settings it started with, the rules of the last apply. */
   readonly config: Config;
   readonly decision: DatapathDecision;
   readonly netnsInode: bigint;
   readonly listeners: readonly DaemonListener[];
   readonly ruleIds: ReadonlyMap<string, number>;
   stats(): EngineStats;
+  /**
+   * Make the running rules those of `next`, as a diff. All or nothing: if it throws
+   * (a port in use, a map full, steering unavailable), the running rules are as before.
+   */
+  apply(next: Config): Promise<ApplyReport>;
   /** Close every listener: new connections are refused, open ones go on. Idempotent. */
   stopAccepting(): void;
   /**
@@ -91,7 +108,7 @@ const DRAIN_POLL_MS = 50;
 
 interface Internals {
   native: RawBinding;
-  ruleStatsFd: number | undefined;
+  ruleStatsFd(): number | undefined;
 }
 const internals = new WeakMap<Daemon, Internals>();
 
@@ -120,11 +137,6 @@ class UndoStack {
   }
 }
 
-/** Closes a listener once, whether the drain or the undo stack gets there first. */
-function closeListener(engine: RawEngine, open: Set<number>, id: number): void {
-  if (open.delete(id)) engine.removeListener(id);
-}
-
 /** Resolves once the engine has no connection left, or after ms, or when skip resolves. */
 async function untilIdle(engine: RawEngine, ms: number, skip: Promise<unknown>): Promise<void> {
   let skipped = false;
@@ -135,34 +147,254 @@ async function untilIdle(engine: RawEngine, ms: number, skip: Promise<unknown>):
   }
 }
 
-/** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
-function addRuleListener(args: { engine: RawEngine; rule: Rule; ruleId: number; config: Config; relay: Datapath; open: Set<number>; undo: UndoStack }) {
-  const { engine, rule, config } = args;
-  const steering = rule.kind === 'steer';
-  const bind = steering ? { host: '::', port: 0 } : rule.listen;
-  let handle: ListenerHandle;
-  try {
-    handle = engine.addListener({
-      ruleId: args.ruleId,
-      bind,
-      dualStack: bind.host === '::',
-      backlog: LISTEN_BACKLOG,
-      targets: [rule.target],
-      connectTimeoutMs: rule.connectTimeoutMs,
-      idleTimeoutMs: rule.idleTimeoutMs,
-      datapath: args.relay,
-      budgetBytes: config.budgetBytes,
-      sndbufBytes: config.sndbufBytes,
-      spliceAfterBytes: config.spliceAfterBytes,
-      bulkOnRelay: config.bulkFlows === 'relay',
-      loopGuard: needsLoopGuard(config, rule.target),
-    });
-  } catch (err) {
-    throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
+/** One rule's listening socket as the daemon holds it. */
+interface RuleListener {
+  rule: Rule;
+  ruleId: number;
+  id: number; // the engine's listener id
+  fd: number;
+  port: number;
+  address: string;
+  loopGuard: boolean;
+  open: boolean;
+}
+
+/** The kernel side of steering, set up by the first config that steers. */
+interface SteeringState {
+  object: RawBpfObject;
+  steering: Steering;
+}
+
+const EMPTY_RULES: readonly Rule[] = [];
+
+class RunningDaemon implements Daemon {
+  config: Config;
+  private readonly byName = new Map<string, RuleListener>();
+  private readonly ids = new RuleIds();
+  private steeringState: SteeringState | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly native: RawBinding,
+    private readonly engine: RawEngine,
+    private object: RawBpfObject | undefined,
+    public decision: DatapathDecision,
+    readonly netnsInode: bigint,
+    private readonly undo: UndoStack,
+    private readonly options: DaemonOptions,
+    /** Every id a rule ever had, for the events of connections that outlive their rule. */
+    private readonly names: Map<number, string>,
+    /** Taken before anything is loaded when the first config steers. */
+    private lock: NetnsLock | undefined,
+    settings: Config,
+  ) {
+    this.config = { ...settings, rules: [...EMPTY_RULES] };
   }
-  args.open.add(handle.id);
-  args.undo.push(`remove listener of rule '${rule.name}'`, () => closeListener(engine, args.open, handle.id));
-  return { fd: handle.fd, port: handle.port, steering, address: formatHostPort(bind.host, handle.port) };
+
+  get listeners(): DaemonListener[] {
+    return [...this.byName.values()].map((l) => ({ rule: l.rule.name, ruleId: l.ruleId, address: l.address, steering: l.rule.kind === 'steer' }));
+  }
+
+  get ruleIds(): ReadonlyMap<string, number> {
+    return new Map([...this.byName.values()].map((l) => [l.rule.name, l.ruleId]));
+  }
+
+  ruleStatsFd(): number | undefined {
+    return this.object?.mapFd(MAPS.ruleStats);
+  }
+
+  stats(): EngineStats {
+    return this.engine.stats();
+  }
+
+  async apply(next: Config): Promise<ApplyReport> {
+    const diff = diffRules(this.config, next);
+    // Rules whose listener needs the loop guard now and did not before (or the reverse) get a new one.
+    const guard = (rule: Rule) => needsLoopGuard(next, rule.target);
+    const moved = [
+      ...diff.moved,
+      ...[...diff.changed, ...diff.unchanged].filter((r) => this.byName.get(r.name)!.loopGuard !== guard(r)).map((r) => ({ from: this.byName.get(r.name)!.rule, to: r })),
+    ];
+    const movedNames = new Set(moved.map((m) => m.to.name));
+    const changed = diff.changed.filter((r) => !movedNames.has(r.name));
+    const ids = this.ids.plan(next.rules.map((r) => r.name));
+    if (next.rules.some((r) => r.kind === 'steer')) await this.ensureSteering(next);
+
+    const leaving = [...diff.removed, ...moved.map((m) => m.from)].map((r) => this.byName.get(r.name)!);
+    const arriving = [...diff.added, ...moved.map((m) => m.to)];
+    // A listen address passing to another rule (or to the same rule's new listener) is freed first.
+    const wanted = new Set(arriving.flatMap((r) => (r.kind === 'listen' ? [formatHostPort(r.listen.host, r.listen.port)] : [])));
+    const freedFirst = leaving.filter((l) => l.rule.kind === 'listen' && wanted.has(l.address));
+    const opened: RuleListener[] = [];
+    // Until they are closed, the sockets of leaving steering rules keep their guards.
+    const leavingPorts = leaving.filter((l) => l.rule.kind === 'steer').map((l) => l.port);
+    let bindingsTouched = false;
+    try {
+      freedFirst.forEach((l) => this.closeListener(l));
+      for (const rule of arriving) opened.push(this.openListener(rule, ids.get(rule.name)!, guard(rule)));
+      bindingsTouched = true;
+      this.applyBindings(next, ids, opened, leavingPorts);
+    } catch (err) {
+      this.rollBack(opened, freedFirst, bindingsTouched);
+      throw err;
+    }
+
+    for (const rule of changed) {
+      const l = this.byName.get(rule.name)!;
+      this.engine.updateListener(l.id, { targets: [rule.target], connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs });
+      l.rule = rule;
+    }
+    for (const l of leaving) {
+      this.closeListener(l);
+      // A rule that stays (moved) keeps its id: only a removed rule's socket entry goes.
+      if (l.rule.kind === 'steer' && !opened.some((o) => o.ruleId === l.ruleId && o.rule.kind === 'steer')) {
+        this.native.mapDelete(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(l.ruleId));
+      }
+      this.byName.delete(l.rule.name);
+    }
+    if (leavingPorts.length) this.applyBindings(next, ids, opened, []);
+    for (const l of opened) this.byName.set(l.rule.name, l);
+    for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
+    for (const [name, id] of this.ids.commit(ids)) this.names.set(id, name);
+    this.config = { ...this.config, rules: next.rules, source: next.source };
+    const names = (rules: readonly Rule[]) => rules.map((r) => r.name);
+    return {
+      added: names(diff.added),
+      removed: names(diff.removed),
+      changed: names(changed),
+      moved: [...movedNames],
+      unchanged: diff.unchanged.length - moved.filter((m) => diff.unchanged.includes(m.to)).length,
+      restartNeeded: diff.restartNeeded,
+    };
+  }
+
+  /** The trie for the steering rules of `next`, with guards on every steering socket's port. */
+  private applyBindings(next: Config, ids: ReadonlyMap<string, number>, opened: readonly RuleListener[], extraGuards: readonly number[]): void {
+    if (!this.steeringState) return;
+    const steerRules = next.rules.filter((r): r is SteerRule => r.kind === 'steer');
+    const socketOf = (rule: SteerRule) => opened.find((l) => l.rule === rule) ?? this.byName.get(rule.name)!;
+    const ports = [...steerRules.map((r) => socketOf(r).port), ...extraGuards];
+    this.steeringState.steering.apply(withProxyGuards(compileBindings(steerRules, ids), ports));
+  }
+
+  /** A failed apply leaves the running rules as they were: old trie, old sockets, new ones closed. */
+  private rollBack(opened: readonly RuleListener[], freedFirst: readonly RuleListener[], bindingsTouched: boolean): void {
+    const logger = this.options.logger ?? silentLogger;
+    try {
+      if (bindingsTouched) this.applyBindings(this.config, this.ruleIds, [], []);
+      for (const l of opened) {
+        const old = this.byName.get(l.rule.name);
+        // A new steering socket took over the rule's steer_sockets entry: give it back.
+        if (l.rule.kind === 'steer' && old?.open && old.rule.kind === 'steer') {
+          this.native.sockmapUpdate(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(old.ruleId), old.fd);
+        }
+      }
+    } catch (err) {
+      logger.error(`could not restore the running rules after a failed reload: ${errorMessage(err)}`);
+    }
+    opened.forEach((l) => this.closeListener(l));
+    for (const l of freedFirst) this.reopen(l);
+  }
+
+  /** Lock, BPF object and sk_lookup link, once: at start, or by the first reload that steers. */
+  private async ensureSteering(next: Config): Promise<void> {
+    if (this.steeringState) return;
+    if (!this.decision.steering) {
+      const probe = () => withCapabilities(this.native.probeFeatures(), this.options.capabilities ?? effectiveCapabilities());
+      chooseDatapath('userspace', next.rules, probe); // throws, naming the rule, when sk_lookup is unavailable
+    }
+    const steps = new UndoStack(this.options.logger ?? silentLogger);
+    try {
+      if (!this.lock) {
+        const lock = (this.lock = lockNetns(this.native, this.netnsInode, this.options.runDir));
+        steps.push('release the netns lock', () => lock.release());
+      }
+      const object = this.object ?? (await loadObject(this.native, this.options.objectPath ?? DEFAULT_OBJECT_PATH));
+      if (!this.object) steps.push('close BPF object', () => object.close());
+      const linkId = object.attachSkLookup(PROGRAMS.steer);
+      steps.push('detach sk_lookup', () => object.detach(linkId));
+      const steering = new Steering(this.native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) });
+      this.steeringState = { object, steering };
+      this.object = object;
+      this.decision = { ...this.decision, steering: true };
+    } catch (err) {
+      await steps.unwind();
+      throw explainStartFailure(err, 'setting up steering');
+    }
+    this.undo.push('tear down steering', () => steps.unwind());
+  }
+
+  /** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
+  private openListener(rule: Rule, ruleId: number, loopGuard: boolean): RuleListener {
+    const { config } = this;
+    const steering = rule.kind === 'steer';
+    const bind = steering ? { host: '::', port: 0 } : rule.listen;
+    let handle: ListenerHandle;
+    try {
+      handle = this.engine.addListener({
+        ruleId,
+        bind,
+        dualStack: bind.host === '::',
+        backlog: LISTEN_BACKLOG,
+        targets: [rule.target],
+        connectTimeoutMs: rule.connectTimeoutMs,
+        idleTimeoutMs: rule.idleTimeoutMs,
+        datapath: this.decision.relay,
+        budgetBytes: config.budgetBytes,
+        sndbufBytes: config.sndbufBytes,
+        spliceAfterBytes: config.spliceAfterBytes,
+        bulkOnRelay: config.bulkFlows === 'relay',
+        loopGuard,
+      });
+    } catch (err) {
+      throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
+    }
+    const listener = { rule, ruleId, id: handle.id, fd: handle.fd, port: handle.port, address: formatHostPort(bind.host, handle.port), loopGuard, open: true };
+    if (steering) {
+      try {
+        this.native.sockmapUpdate(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), handle.fd);
+      } catch (err) {
+        this.closeListener(listener);
+        throw explainStartFailure(err, `rule '${rule.name}': steer_sockets`);
+      }
+    }
+    return listener;
+  }
+
+  /** Undo of an early close when the reload fails after it: the same rule, the same address. */
+  private reopen(old: RuleListener): void {
+    try {
+      Object.assign(old, this.openListener(old.rule, old.ruleId, old.loopGuard));
+    } catch (err) {
+      this.options.logger?.error(`rule '${old.rule.name}': could not listen again after a failed reload: ${errorMessage(err)}`);
+    }
+  }
+
+  private closeListener(listener: RuleListener): void {
+    if (!listener.open) return;
+    listener.open = false;
+    this.engine.removeListener(listener.id);
+  }
+
+  stopAccepting(): void {
+    for (const l of this.byName.values()) this.closeListener(l);
+  }
+
+  async drain(drainMs: number, skip: Promise<unknown> = new Promise(() => {})): Promise<DrainReport> {
+    this.stopAccepting();
+    const open = this.engine.stats().connections;
+    await untilIdle(this.engine, drainMs, skip);
+    const reset = this.engine.stats().connections;
+    await this.stop();
+    return { drained: Math.max(0, open - reset), reset };
+  }
+
+  stop(): Promise<void> {
+    return (this.stopping ??= (async () => {
+      this.stopAccepting();
+      await this.undo.unwind();
+    })());
+  }
 }
 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
@@ -172,35 +404,19 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => withCapabilities(native.probeFeatures(), capabilities));
   if (decision.fallbackReason) logger.warn(decision.fallbackReason);
 
-  const ruleIds = new RuleIds().assign(config.rules.map((r) => r.name));
-  const ruleNames = new Map([...ruleIds].map(([name, id]) => [id, name]));
   const netnsInode = native.netnsInode();
   const undo = new UndoStack(logger);
-  let ruleStatsFd: number | undefined;
-  const listeners: DaemonListener[] = [];
-  const openListeners = new Set<number>();
-  const steeringPorts: number[] = [];
-
   try {
-    if (decision.steering) {
-      const lock = lockNetns(native, netnsInode, options.runDir);
-      undo.push('release the netns lock', () => lock.release());
-    }
+    // First: a second instance in this netns is refused before it loads anything.
+    const lock = decision.steering ? lockNetns(native, netnsInode, options.runDir) : undefined;
+    if (lock) undo.push('release the netns lock', () => lock.release());
     let object: RawBpfObject | undefined;
-    if (decision.steering || decision.relay === 'splice') {
-      const path = options.objectPath ?? DEFAULT_OBJECT_PATH;
-      const loaded = (object = await loadObject(native, path));
+    if (decision.relay === 'splice') {
+      const loaded = (object = await loadObject(native, options.objectPath ?? DEFAULT_OBJECT_PATH));
       undo.push('close BPF object', () => loaded.close());
-      ruleStatsFd = object.mapFd(MAPS.ruleStats);
+      object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
     }
-
-    if (decision.steering && object) {
-      const linkId = object.attachSkLookup(PROGRAMS.steer);
-      undo.push('detach sk_lookup', () => object!.detach(linkId));
-    }
-
-    if (decision.relay === 'splice' && object) object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
-
+    const names = new Map<number, string>();
     const engine: RawEngine = new native.Engine({
       maps:
         decision.relay === 'splice' && object
@@ -214,48 +430,13 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
           : undefined,
       connectionEvents: options.connectionEvents ?? true,
       threads: engineThreads(config.threads),
-      onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, ruleNames)),
+      onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, names)),
     });
     undo.push('close engine', () => engine.close());
 
-    for (const rule of config.rules) {
-      const ruleId = ruleIds.get(rule.name)!;
-      const listener = addRuleListener({ engine, rule, ruleId, config, relay: decision.relay, open: openListeners, undo });
-      if (listener.steering && object) {
-        native.sockmapUpdate(object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), listener.fd);
-        steeringPorts.push(listener.port);
-      }
-      listeners.push({ rule: rule.name, ruleId, address: listener.address, steering: listener.steering });
-    }
-
-    if (decision.steering && object) {
-      const steerRules = config.rules.filter((r) => r.kind === 'steer');
-      const compiled = withProxyGuards(compileBindings(steerRules, ruleIds), steeringPorts);
-      new Steering(native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) }).apply(compiled);
-    }
-
-    let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= undo.unwind());
-    const stopAccepting = () => [...openListeners].forEach((id) => closeListener(engine, openListeners, id));
-    const daemon: Daemon = {
-      config,
-      decision,
-      netnsInode,
-      listeners,
-      ruleIds,
-      stats: () => engine.stats(),
-      stopAccepting,
-      async drain(drainMs, skip = new Promise(() => {})) {
-        stopAccepting();
-        const open = engine.stats().connections;
-        await untilIdle(engine, drainMs, skip);
-        const reset = engine.stats().connections;
-        await stop();
-        return { drained: Math.max(0, open - reset), reset };
-      },
-      stop,
-    };
-    internals.set(daemon, { native, ruleStatsFd });
+    const daemon = new RunningDaemon(native, engine, object, decision, netnsInode, undo, { ...options, capabilities }, names, lock, config);
+    await daemon.apply(config);
+    internals.set(daemon, { native, ruleStatsFd: () => daemon.ruleStatsFd() });
     return daemon;
   } catch (err) {
     await undo.unwind();
@@ -275,8 +456,9 @@ export function readRuleStats(daemon: Daemon): RuleStatsReport {
   const state = internals.get(daemon);
   if (!state) throw new Error('readRuleStats: not a daemon returned by startDaemon()');
   const read = (id: number): RuleStats => {
-    if (state.ruleStatsFd === undefined) return zeroRuleStats();
-    const perCpu = state.native.mapLookupPercpu(state.ruleStatsFd, encodeU32Key(id), RULE_STATS_SIZE);
+    const fd = state.ruleStatsFd();
+    if (fd === undefined) return zeroRuleStats();
+    const perCpu = state.native.mapLookupPercpu(fd, encodeU32Key(id), RULE_STATS_SIZE);
     return perCpu ? sumRuleStats(perCpu) : zeroRuleStats();
   };
   const rules = new Map([...daemon.ruleIds].map(([name, id]) => [name, read(id)]));

@@ -10,12 +10,17 @@ export const MAX_RULE_ID = 65535; // BPFREDIR_MAX_RULES - 1
 export class RuleIds {
   private readonly ids = new Map<string, number>();
 
+  /** plan() and commit() in one step. */
+  assign(names: readonly string[]): Map<string, number> {
+    return this.commit(this.plan(names));
+  }
+
   /**
-   * Ids for exactly these names. Names already known keep their id; new names
-   * get the lowest id no name held before this call, so an id freed by this
+   * Ids for exactly these names, not yet taken. Names already known keep their
+   * id; new names get the lowest id no name held before, so an id freed by a
    * reload is not handed to a different rule in the same reload.
    */
-  assign(names: readonly string[]): Map<string, number> {
+  plan(names: readonly string[]): Map<string, number> {
     const busy = new Set(this.ids.values());
     const result = new Map<string, number>();
     let next = 1;
@@ -30,8 +35,13 @@ export class RuleIds {
       result.set(name, next);
       busy.add(next);
     }
-    this.ids.clear();
-    for (const [name, id] of result) this.ids.set(name, id);
     return result;
+  }
+
+  /** Make a plan the current ids (once the reload that planned them has succeeded). */
+  commit(ids: Map<string, number>): Map<string, number> {
+    this.ids.clear();
+    for (const [name, id] of ids) this.ids.set(name, id);
+    return ids;
   }
 }

@@ -28,9 +28,9 @@ test('start: lock first, sockets before bindings; stop undoes it in reverse', as
   const daemon = await startDaemon(config, { ...opts, native });
   assert.deepEqual(calls, [
     'loadObject bpfredir.bpf.o',
-    'attachSkLookup steer',
     'attachVerdict splice_verdict splice_active',
     'Engine splice',
+    'attachSkLookup steer',
     'addListener rule 1 :::0 splice',
     'sockmapUpdate steer_sockets 1 fd 51',
     'addListener rule 2 127.0.0.1:8080 splice',
@@ -44,7 +44,7 @@ test('start: lock first, sockets before bindings; stop undoes it in reverse', as
   calls.length = 0;
   await Promise.all([daemon.stop(), daemon.stop()]);
   await daemon.stop();
-  assert.deepEqual(calls, ['removeListener 2', 'removeListener 1', 'engine.close', 'detach 7', 'object.close']);
+  assert.deepEqual(calls, ['removeListener 1', 'removeListener 2', 'detach 7', 'engine.close', 'object.close']);
 });
 
 test('listen rules alone need no sk_lookup and no lock', async () => {
@@ -79,7 +79,7 @@ test('a listen address in use fails with the rule and how to fix it, after undoi
     code: 'ERR_BPFREDIR_PORT_IN_USE',
     message: "test: rule 'web': 127.0.0.1:8080 is already in use; stop what listens there (ss -ltnp) or pick another port",
   });
-  assert.deepEqual(calls.slice(-4), ['removeListener 1', 'engine.close', 'detach 7', 'object.close']);
+  assert.deepEqual(calls.slice(-4), ['removeListener 1', 'detach 7', 'engine.close', 'object.close']);
 });
 
 test('ports below 1024 without privileges exit as a privilege problem', async () => {

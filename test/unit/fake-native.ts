@@ -1,6 +1,6 @@
 /** A RawBinding double that records every call, for testing the daemon's order of operations without privileges. */
 import { fstatSync } from 'node:fs';
-import type { EngineOptions, FeatureProbe, ListenerOptions, RawBinding, RawBpfObject, RawEngine } from '../../src/native/index.js';
+import type { EngineOptions, EngineStats, FeatureProbe, ListenerOptions, RawBinding, RawBpfObject, RawEngine } from '../../src/native/index.js';
 
 export interface FakeOptions {
   probe?: FeatureProbe;
@@ -24,6 +24,12 @@ function tryLockFake(fd: number): boolean {
   }
   heldInodes.set(inode, fd);
   return true;
+}
+
+/** An engine that has done nothing: every counter, whatever the engine counts, reads 0. */
+function idleEngineStats(): EngineStats {
+  const known: Partial<EngineStats> = { acceptedByThread: [0] };
+  return new Proxy(known, { get: (target, key) => (key in target ? target[key as keyof EngineStats] : 0) }) as EngineStats;
 }
 
 export function fakeNative(options: FakeOptions = {}) {
@@ -61,12 +67,14 @@ export function fakeNative(options: FakeOptions = {}) {
       const id = nextListener++;
       return { id, fd: 50 + id, port: opts.bind.port || 40000 + id };
     }
-    updateListener() {}
+    updateListener(id: number, opts: Partial<Pick<ListenerOptions, 'targets'>>) {
+      calls.push(`updateListener ${id} ${opts.targets?.map((t) => `${t.host}:${t.port}`).join(',')}`);
+    }
     removeListener(id: number) {
       calls.push(`removeListener ${id}`);
     }
-    stats() {
-      return { listeners: 0, connections: 0, spliced: 0, relayed: 0, paused: 0, pauses: 0, accepted: 0, connectFailed: 0, closed: 0, bulkRelayed: 0, loopsRefused: 0, acceptedByThread: [0] };
+    stats(): EngineStats {
+      return idleEngineStats();
     }
     async close() {
       calls.push('engine.close');
@@ -79,7 +87,7 @@ export function fakeNative(options: FakeOptions = {}) {
     tryLock: (fd) => tryLockFake(fd),
     netnsInode: () => 4026531840n,
     mapUpdate: (fd, key, value) => void (calls.push(`mapUpdate ${nameOf(fd)}`), maps.get(fd)!.set(key.toString('hex'), value)),
-    mapDelete: (fd, key) => maps.get(fd)!.delete(key.toString('hex')),
+    mapDelete: (fd, key) => (calls.push(`mapDelete ${nameOf(fd)}`), maps.get(fd)!.delete(key.toString('hex'))),
     mapLookup: (fd, key) => maps.get(fd)!.get(key.toString('hex')) ?? null,
     mapLookupPercpu: () => null,
     mapKeys: (fd) => [...maps.get(fd)!.keys()].map((k) => Buffer.from(k, 'hex')),

@@ -1,0 +1,61 @@
+/**
+ * What a reload changes: the running config against the new one, rule by rule,
+ * matched by name. Pure; the daemon carries it out (docs/ARCHITECTURE.md, Reload).
+ */
+import type { Config, Endpoint, Rule } from '../config/types.js';
+
+export interface RuleDiff {
+  added: Rule[];
+  removed: Rule[];
+  /** Same kind and listen address, something else differs: the listener is updated in place
+   *  (target, timeouts) and, for steering rules, the trie diffed. */
+  changed: Rule[];
+  /** A new listen address, or steering ↔ listen: a new listener replaces the old one. */
+  moved: { from: Rule; to: Rule }[];
+  unchanged: Rule[];
+  /** Settings that differ but only take effect after a restart, e.g. "threads: 2 → 4". */
+  restartNeeded: string[];
+}
+
+/** Global settings the listeners and the engine are built with. */
+const RESTART_SETTINGS = ['datapath', 'threads', 'budgetBytes', 'sndbufBytes', 'spliceAfterBytes', 'bulkFlows'] as const;
+const SETTING_NAMES: Record<(typeof RESTART_SETTINGS)[number], string> = {
+  datapath: 'datapath',
+  threads: 'threads',
+  budgetBytes: 'budget',
+  sndbufBytes: 'sndbuf',
+  spliceAfterBytes: 'splice_after',
+  bulkFlows: 'bulk_flows',
+};
+
+export const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port;
+
+/** Everything but where the rule came from (a rule moved down the file is the same rule). */
+function sameRule(a: Rule, b: Rule): boolean {
+  const { source: _a, ...left } = a;
+  const { source: _b, ...right } = b;
+  return JSON.stringify(left) === JSON.stringify(right);
+}
+
+function sameListener(a: Rule, b: Rule): boolean {
+  if (a.kind === 'steer' || b.kind === 'steer') return a.kind === b.kind;
+  return sameEndpoint(a.listen, b.listen);
+}
+
+export function diffRules(running: Config, next: Config): RuleDiff {
+  const before = new Map(running.rules.map((r) => [r.name, r]));
+  const diff: RuleDiff = { added: [], removed: [], changed: [], moved: [], unchanged: [], restartNeeded: [] };
+  for (const rule of next.rules) {
+    const old = before.get(rule.name);
+    if (!old) diff.added.push(rule);
+    else if (sameRule(old, rule)) diff.unchanged.push(rule);
+    else if (sameListener(old, rule)) diff.changed.push(rule);
+    else diff.moved.push({ from: old, to: rule });
+  }
+  const kept = new Set(next.rules.map((r) => r.name));
+  diff.removed = running.rules.filter((r) => !kept.has(r.name));
+  for (const key of RESTART_SETTINGS) {
+    if (running[key] !== next[key]) diff.restartNeeded.push(`${SETTING_NAMES[key]}: ${running[key]} → ${next[key]}`);
+  }
+  return diff;
+}

@@ -1,0 +1,115 @@
+/** Daemon.apply against a recording fake: the order of a reload's steps, and all-or-nothing. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { configFromObject } from '../../src/config/load.js';
+import { startDaemon } from '../../src/daemon.js';
+import { diffRules } from '../../src/rules/diff.js';
+import { fakeNative } from './fake-native.js';
+
+const runDir = mkdtempSync(join(tmpdir(), 'bpfredir-reload-'));
+after(() => rmSync(runDir, { recursive: true, force: true }));
+const opts = { objectPath: '/x/bpfredir.bpf.o', runDir, capabilities: (1n << 41n) - 1n };
+
+const steer = (name: string, ports: string, target = '127.0.0.1:9000') => ({ name, destination: '10.0.0.0/8', ports, target });
+const listen = (name: string, address: string, target = '127.0.0.1:9000') => ({ name, listen: address, target });
+const cfg = (rules: object[], extra: object = {}) => configFromObject({ ...extra, rules }, 'test');
+
+test('diff: added, removed, changed in place, moved, unchanged, and settings that need a restart', () => {
+  const running = cfg([steer('a', '80'), steer('b', '81'), listen('c', '127.0.0.1:8080'), listen('d', '127.0.0.1:8081')], { threads: 2 });
+  const next = cfg([steer('a', '80'), steer('b', '82'), listen('c', '127.0.0.1:8082'), listen('e', '127.0.0.1:8083')], { threads: 4 });
+  const diff = diffRules(running, next);
+  assert.deepEqual(diff.added.map((r) => r.name), ['e']);
+  assert.deepEqual(diff.removed.map((r) => r.name), ['d']);
+  assert.deepEqual(diff.changed.map((r) => r.name), ['b']);
+  assert.deepEqual(diff.moved.map((m) => m.to.name), ['c']);
+  assert.deepEqual(diff.unchanged.map((r) => r.name), ['a']);
+  assert.deepEqual(diff.restartNeeded, ['threads: 2 → 4']);
+});
+
+test('a rule that only moved down the file is unchanged', () => {
+  const running = configFromObject({ rules: [listen('x', '127.0.0.1:1'), listen('y', '127.0.0.1:2')] }, 'a.yaml');
+  const next = configFromObject({ rules: [listen('y', '127.0.0.1:2'), listen('x', '127.0.0.1:1')] }, 'b.yaml');
+  assert.equal(diffRules(running, next).unchanged.length, 2);
+});
+
+test('an added steering rule gets its socket before the trie names it; a removed one loses the trie first', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(cfg([steer('a', '80')]), { ...opts, native });
+  calls.length = 0;
+  const added = await daemon.apply(cfg([steer('a', '80'), steer('b', '81')]));
+  assert.deepEqual(added.added, ['b']);
+  assert.deepEqual(calls, ['addListener rule 2 :::0 splice', 'sockmapUpdate steer_sockets 2 fd 52', 'mapUpdateMany bindings 2', 'mapUpdate settings']);
+
+  calls.length = 0;
+  const removed = await daemon.apply(cfg([steer('b', '81')]));
+  assert.deepEqual(removed.removed, ['a']);
+  // Trie first (a's entry and its socket's guard are kept until the socket is gone), then the socket.
+  const trie = calls.indexOf('mapDelete bindings');
+  assert.ok(trie >= 0 && trie < calls.indexOf('removeListener 1'), calls.join(', '));
+  assert.ok(calls.indexOf('removeListener 1') < calls.indexOf('mapDelete steer_sockets'), calls.join(', '));
+  assert.equal(calls.filter((c) => c === 'mapDelete bindings').length, 2, 'rule a and the guard of its socket');
+  assert.deepEqual(daemon.listeners.map((l) => l.rule), ['b']);
+  assert.equal(daemon.ruleIds.get('b'), 2, 'ids are stable across reloads');
+  await daemon.stop();
+});
+
+test('a new target updates the listener in place: nothing is closed or reopened', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(cfg([steer('a', '80'), listen('web', '127.0.0.1:8080')]), { ...opts, native });
+  calls.length = 0;
+  const report = await daemon.apply(cfg([steer('a', '80', '127.0.0.1:9001'), listen('web', '127.0.0.1:8080', '127.0.0.1:9002')]));
+  assert.deepEqual(report.changed, ['a', 'web']);
+  assert.deepEqual(calls, ['mapUpdate settings', 'updateListener 1 127.0.0.1:9001', 'updateListener 2 127.0.0.1:9002']);
+  await daemon.stop();
+});
+
+test('a listen address passing to another rule is closed before it is opened again', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(cfg([listen('old', '127.0.0.1:8080')]), { ...opts, native });
+  calls.length = 0;
+  await daemon.apply(cfg([listen('new', '127.0.0.1:8080')]));
+  assert.deepEqual(calls, ['removeListener 1', 'addListener rule 2 127.0.0.1:8080 splice']);
+  await daemon.stop();
+});
+
+test('a reload that cannot bind changes nothing, and the next one works', async () => {
+  const { native, calls } = fakeNative({ listenErrors: new Map([[8081, 'EADDRINUSE']]) });
+  const daemon = await startDaemon(cfg([steer('a', '80'), listen('web', '127.0.0.1:8080')]), { ...opts, native });
+  const before = daemon.listeners;
+  calls.length = 0;
+  await assert.rejects(daemon.apply(cfg([steer('b', '81'), listen('web', '127.0.0.1:8080'), listen('api', '127.0.0.1:8081')])), {
+    code: 'ERR_BPFREDIR_PORT_IN_USE',
+  });
+  // b's listener was opened and closed again; a's socket and the trie were not touched.
+  assert.deepEqual(calls, ['addListener rule 3 :::0 splice', 'sockmapUpdate steer_sockets 3 fd 53', 'addListener rule 4 127.0.0.1:8081 splice', 'removeListener 3']);
+  assert.deepEqual(daemon.listeners, before);
+  assert.deepEqual([...daemon.ruleIds.keys()], ['a', 'web']);
+
+  const report = await daemon.apply(cfg([steer('a', '80'), listen('web', '127.0.0.1:8080'), listen('api', '127.0.0.1:8082')]));
+  assert.deepEqual(report.added, ['api']);
+  assert.equal(daemon.ruleIds.get('api'), 3, 'the id the failed reload planned was never taken');
+  await daemon.stop();
+});
+
+test('settings that cannot change live are reported and keep their running values', async () => {
+  const { native } = fakeNative();
+  const daemon = await startDaemon(cfg([listen('web', '127.0.0.1:8080')], { budget: '4MiB' }), { ...opts, native });
+  const report = await daemon.apply(cfg([listen('web', '127.0.0.1:8080')], { budget: '8MiB', datapath: 'userspace' }));
+  assert.deepEqual(report.restartNeeded, ['datapath: auto → userspace', 'budget: 4194304 → 8388608']);
+  assert.equal(daemon.config.budgetBytes, 4 * 2 ** 20);
+  await daemon.stop();
+});
+
+test('the first steering rule of a reload takes the lock and attaches sk_lookup then', async () => {
+  const { native, calls } = fakeNative();
+  const daemon = await startDaemon(cfg([listen('web', '127.0.0.1:8080')]), { ...opts, native });
+  assert.equal(daemon.decision.steering, false);
+  calls.length = 0;
+  await daemon.apply(cfg([listen('web', '127.0.0.1:8080'), steer('a', '80')]));
+  assert.equal(calls[0], 'attachSkLookup steer');
+  assert.equal(daemon.decision.steering, true);
+  await daemon.stop();
+});
