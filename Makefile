@@ -1,7 +1,7 @@
 # bpfredir build. `make` builds everything incrementally; V=1 shows commands.
 # Generated files live only under build/, native/build/ and dist/.
 .DELETE_ON_ERROR:
-.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels bench clean
+.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels bench install uninstall clean
 
 Q := $(if $(V),,@)
 BUILD := build
@@ -79,6 +79,32 @@ test: setup all
 
 bench: setup all
 	node dist/bench/run.js $(BENCH_ARGS)
+
+# make install: the run-time files under $(PREFIX)/lib/bpfredir, laid out as in this tree (the
+# code finds package.json, the addon and the BPF object relative to itself), and a relative
+# symlink $(PREFIX)/bin/bpfredir to the entry point, so a tree staged under DESTDIR works too.
+PREFIX ?= /usr/local
+INSTALL_LIB = $(DESTDIR)$(PREFIX)/lib/bpfredir
+INSTALL_BIN = $(DESTDIR)$(PREFIX)/bin/bpfredir
+# Production dependencies where npm put them; a package nested in another comes with it, and
+# node-addon-api is only headers for building the addon.
+RUNTIME_MODULES_CMD = npm ls --omit=dev --parseable --all | sed -n 's|^$(CURDIR)/||p' \
+  | grep -v -e '^node_modules/node-addon-api$$' -e '^node_modules/.*/node_modules/'
+
+install: setup all
+	@echo "  INSTALL $(INSTALL_LIB)"
+	$(Q)rm -rf $(INSTALL_LIB)
+	$(Q)mkdir -p $(INSTALL_LIB) $(dir $(INSTALL_BIN))
+	$(Q)modules=$$($(RUNTIME_MODULES_CMD)) && \
+	  { echo package.json $(BPF_OBJ) $(ADDON) $$modules | tr ' ' '\n'; find dist/src -name '*.js'; } \
+	  | tar -c --files-from=- | tar -x --no-same-owner --no-same-permissions -C $(INSTALL_LIB)
+	$(Q)chmod 0755 $(INSTALL_LIB)/dist/src/cli/main.js
+	$(Q)ln -sfr $(INSTALL_LIB)/dist/src/cli/main.js $(INSTALL_BIN)
+
+uninstall:
+	@echo "  UNINSTALL $(INSTALL_LIB)"
+	$(Q)rm -rf $(INSTALL_LIB)
+	$(Q)rm -f $(INSTALL_BIN)
 
 clean:
 	rm -rf $(BUILD) native/build dist
