@@ -98,11 +98,7 @@ void Engine::PostPauseEvent(uint64_t cookie, bool paused) {
   Post([this, cookie, paused] { OnPauseEvent(cookie, paused); });
 }
 
-EngineStats Engine::Stats() const {
-  return {0,                      connections_.load(), spliced_.load(),        relayed_.load(), paused_.load(),
-          pauses_.load(),         accepted_.load(),    connect_failed_.load(), closed_.load(),
-          bulk_relayed_.load(),   loops_refused_.load()};
-}
+EngineStats Engine::Stats() const { return stats_.Read(); }
 
 void Engine::RequestStop() {
   if (stop_requested_) return;
@@ -336,8 +332,8 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   const SockAddress& target = config.targets.front();
   c.upstream = target;
   conns_.emplace(c.id, std::move(owned));
-  accepted_++;
-  connections_++;
+  stats_.accepted.Add();
+  stats_.connections.Add();
 
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
@@ -370,7 +366,7 @@ std::optional<std::vector<uint32_t>> Engine::OwnUpstreamPath(int client, const S
 
 void Engine::RefuseLoop(const ListenerConfig& config, UniqueFd client, const SockAddress& peer,
                         const SockAddress& dialled, const std::vector<uint32_t>& path) {
-  loops_refused_++;
+  stats_.loops_refused.Add();
   std::string round;
   for (uint32_t rule : path) round += "rule " + std::to_string(rule) + " → ";
   EngineEvent event;
@@ -417,7 +413,7 @@ void Engine::ReportFallback(Connection& c, const std::string& why_not) {
 }
 
 void Engine::FailConnect(Connection& c, int err, const char* reason) {
-  connect_failed_++;
+  stats_.connect_failed.Add();
   EngineEvent event = NewEvent("connect_failed", c);
   event.code = ErrnoName(err);
   event.reason = reason ? reason : event.code;
@@ -427,7 +423,7 @@ void Engine::FailConnect(Connection& c, int err, const char* reason) {
   // Reset, not FIN: the client must learn at once that nothing answers.
   linger reset{1, 0};
   setsockopt(c.fd[kClient].get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-  connections_--;
+  stats_.connections.Sub();
   conns_.erase(c.id);
 }
 
@@ -503,8 +499,8 @@ void Engine::Finish(Connection& c, const char* reason, bool reset, uint64_t to_u
     linger rst{1, 0};
     for (UniqueFd& fd : c.fd) setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
   }
-  closed_++;
-  connections_--;
+  stats_.closed.Add();
+  stats_.connections.Sub();
   ticking_.erase(c.id);
   conns_.erase(c.id);  // closes both sockets, which also leaves epoll
 }

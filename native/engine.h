@@ -3,7 +3,6 @@
 // wake-up) and take its events in batches. EngineGroup runs one per CPU.
 // Design: docs/ARCHITECTURE.md.
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -17,6 +16,7 @@
 #include <vector>
 
 #include "connection.h"
+#include "engine_stats.h"
 #include "listener.h"
 #include "loop_guard.h"
 #include "pause_events.h"
@@ -39,11 +39,6 @@ struct EngineEvent {
   double duration_ms = -1;
   std::string code;
   std::string message;
-};
-
-struct EngineStats {
-  uint64_t listeners, connections, spliced, relayed, paused, pauses, accepted, connect_failed, closed, bulk_relayed,
-      loops_refused;
 };
 
 // Where an engine sits among its siblings in an EngineGroup.
@@ -183,8 +178,7 @@ class Engine {
   bool notify_scheduled_ = false;
   const bool connection_events_;
   bool finished_ = false;
-  std::atomic<uint64_t> connections_{0}, spliced_{0}, relayed_{0}, paused_{0},
-      pauses_{0}, accepted_{0}, connect_failed_{0}, closed_{0}, bulk_relayed_{0}, loops_refused_{0};
+  EngineCounters stats_;
 
   // Caller thread only.
   bool stop_requested_ = false;

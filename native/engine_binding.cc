@@ -130,16 +130,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Env env = info.Env();
     Napi::Object result = Napi::Object::New(env);
     result.Set("listeners", static_cast<double>(stats.listeners));
-    result.Set("connections", static_cast<double>(stats.connections));
-    result.Set("spliced", static_cast<double>(stats.spliced));
-    result.Set("relayed", static_cast<double>(stats.relayed));
-    result.Set("paused", static_cast<double>(stats.paused));
-    result.Set("pauses", static_cast<double>(stats.pauses));
-    result.Set("accepted", static_cast<double>(stats.accepted));
-    result.Set("connectFailed", static_cast<double>(stats.connect_failed));
-    result.Set("closed", static_cast<double>(stats.closed));
-    result.Set("bulkRelayed", static_cast<double>(stats.bulk_relayed));
-    result.Set("loopsRefused", static_cast<double>(stats.loops_refused));
+#define BPFREDIR_STATS_SET(field, js_name) result.Set(js_name, static_cast<double>(stats.field));
+    BPFREDIR_ENGINE_STATS(BPFREDIR_STATS_SET)
+#undef BPFREDIR_STATS_SET
     Napi::Array accepted = Napi::Array::New(env, by_thread.size());
     for (size_t i = 0; i < by_thread.size(); i++) accepted.Set(i, static_cast<double>(by_thread[i]));
     result.Set("acceptedByThread", accepted);

@@ -49,19 +49,7 @@ void EngineGroup::RemoveListener(uint32_t id) {
 EngineStats EngineGroup::Stats() const {
   EngineStats total{};
   total.listeners = listener_ids_.size();
-  for (const auto& engine : engines_) {
-    EngineStats s = engine->Stats();
-    total.connections += s.connections;
-    total.spliced += s.spliced;
-    total.relayed += s.relayed;
-    total.paused += s.paused;
-    total.pauses += s.pauses;
-    total.accepted += s.accepted;
-    total.connect_failed += s.connect_failed;
-    total.closed += s.closed;
-    total.bulk_relayed += s.bulk_relayed;
-    total.loops_refused += s.loops_refused;
-  }
+  for (const auto& engine : engines_) total.Add(engine->Stats());
   return total;
 }
 

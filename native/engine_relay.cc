@@ -23,7 +23,7 @@ static constexpr Side kSides[] = {kClient, kUpstream};
 void Engine::StartRelay(Connection& c) {
   c.state = ConnState::kRelayed;
   c.last_activity_ns = MonotonicNs();
-  relayed_++;
+  stats_.relayed.Add();
   // Headed for the kernel: copy until then, never set up pipes.
   uint64_t copy_limit = c.want_splice ? Pump::kNeverSplice : kCopyBytes;
   for (Side side : kSides)
@@ -81,7 +81,7 @@ bool Engine::IsBulk(const Connection& c) const {
 
 void Engine::KeepOnRelay(Connection& c) {
   c.want_splice = false;
-  bulk_relayed_++;
+  stats_.bulk_relayed.Add();
   for (auto& pump : c.pump) pump->set_copy_limit(kCopyBytes);
 }
 
@@ -89,7 +89,7 @@ void Engine::MoveIntoKernel(Connection& c) {
   for (Side side : kSides) c.relayed_before[side] = c.pump[side]->bytes();
   std::string why_not;
   if (StartSplice(c, &why_not)) {
-    relayed_--;
+    stats_.relayed.Sub();
     for (auto& pump : c.pump) pump.reset();
     return;
   }
@@ -99,7 +99,7 @@ void Engine::MoveIntoKernel(Connection& c) {
 }
 
 void Engine::CloseRelayed(Connection& c, const char* reason, bool reset, int err) {
-  relayed_--;
+  stats_.relayed.Sub();
   uint64_t to_upstream = c.pump[kClient] ? c.pump[kClient]->bytes() : 0;
   uint64_t to_client = c.pump[kUpstream] ? c.pump[kUpstream]->bytes() : 0;
   Finish(c, reason, reset, to_upstream, to_client, err);

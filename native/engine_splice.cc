@@ -84,7 +84,7 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
   if (int err = maps.Activate(c.cookie[kUpstream], c.fd[kUpstream].get())) return fail("splice_active insert", err);
 
   c.state = ConnState::kSpliced;
-  spliced_++;
+  stats_.spliced.Add();
   for (Side side : kSides) conn_by_cookie_[c.cookie[side]] = c.id;
   if (maps.Activate(c.cookie[kClient], c.fd[kClient].get()) != 0) {
     // The upstream's bytes may already be on their way to the client, so the
@@ -139,8 +139,8 @@ void Engine::MarkPaused(Connection& c, Side src) {
   SplicedDirection& dir = c.dir[src];
   if (dir.paused || dir.shut) return;
   dir.paused = true;
-  paused_++;
-  pauses_++;
+  stats_.paused.Add();
+  stats_.pauses.Add();
   StartTicking(c);
   int fd = c.fd[src].get();
   socklen_t len = sizeof(dir.window_clamp);
@@ -158,7 +158,7 @@ void Engine::MarkResumed(Connection& c, Side src) {
   SplicedDirection& dir = c.dir[src];
   if (!dir.paused || dir.outside_kernel) return;
   dir.paused = false;
-  paused_--;
+  stats_.paused.Sub();
   if (dir.window_clamp > 0)
     setsockopt(c.fd[src].get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, sizeof(dir.window_clamp));
 }
@@ -196,7 +196,7 @@ Engine::Progress Engine::TickDirection(Connection& c, Side src, int* err) {
     return Progress::kWaiting;
   // Only now: an early SHUT_WR would make the psock sender drop what is left (EPIPE).
   shutdown(c.fd[dst].get(), SHUT_WR);
-  if (dir.paused) paused_--;
+  if (dir.paused) stats_.paused.Sub();
   dir.paused = false;
   dir.shut = true;
   return Progress::kDone;
@@ -316,10 +316,10 @@ void Engine::CloseSpliced(Connection& c, const char* reason, bool reset, int err
     conn entry{};
     if (maps_->TakeConn(c.cookie[side], &entry) == 0) bytes[side] = entry.redirected;
     bytes[side] += c.dir[side].user_relayed + c.relayed_before[side];
-    if (c.dir[side].paused) paused_--;
+    if (c.dir[side].paused) stats_.paused.Sub();
     if (c.dir[side].published) maps_->DeleteRelayed(c.cookie[side]);
     conn_by_cookie_.erase(c.cookie[side]);
   }
-  spliced_--;
+  stats_.spliced.Sub();
   Finish(c, reason, reset, bytes[kClient], bytes[kUpstream], err);
 }

@@ -97,6 +97,7 @@ export interface EngineEvent {
   message?: string;
 }
 
+/** The counters of BPFREDIR_ENGINE_STATS (native/engine_stats.h), summed over the engine threads. */
 export interface EngineStats {
   listeners: number;
   connections: number; // open now
