@@ -16,7 +16,7 @@ export const runCommand: CommandModule<object, RunArgs> = {
       .option('config', { type: 'string', describe: 'config file (YAML or JSON); default $BPFREDIR_CONFIG, ./bpfredir.yaml, /etc/bpfredir/config.yaml' })
       .example('$0 run --config deploy/example.yaml', 'serve the example rules'),
   handler: async (args) => {
-    const config = await loadConfigFile(findConfig(args.config));
-    await serve(config, args);
+    const file = findConfig(args.config);
+    await serve(await loadConfigFile(file), args, file);
   },
 };

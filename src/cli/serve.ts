@@ -1,7 +1,8 @@
 /**
  * Start a daemon, say so in one line, run until SIGINT/SIGTERM, then drain:
  * stop accepting, let open connections finish for --drain, reset the rest.
- * SIGHUP never stops it (it is also what a closed terminal sends).
+ * With a config file, SIGHUP and a change of the file reload it; SIGHUP never
+ * stops the process (it is also what a closed terminal sends).
  */
 import type { Config } from '../config/types.js';
 import { parseDuration } from '../config/units.js';
@@ -9,7 +10,10 @@ import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { BpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
+import { loadConfigFile } from '../config/load.js';
+import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
+import { Reloader } from '../reloader.js';
 import type { ServeArgs } from './common-options.js';
 
 /** The start line stays one readable line even with thousands of rules. */
@@ -63,11 +67,20 @@ function signalPromise(): [Promise<NodeJS.Signals>, (signal: NodeJS.Signals) => 
   return [promise, resolve];
 }
 
-export async function serve(config: Config, args: ServeArgs): Promise<void> {
+/** configFile: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
+export async function serve(config: Config, args: ServeArgs, configFile?: string): Promise<void> {
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
   const drainFor = drainMs(args.drain);
   const signals = stopSignals(); // listen before starting: a signal during start still stops us
-  const onHangup = () => logger.warn('SIGHUP: live reload is not supported yet; the running rules stay as they are (restart to change them)');
+  let reloader: Reloader | undefined;
+  let watch: ConfigWatch | undefined;
+  let stopping = false;
+  const onHangup = () => {
+    if (!configFile) logger.warn('SIGHUP: nothing to reload (forward has no config file)');
+    else if (stopping) logger.warn('SIGHUP: stopping; not reloading');
+    else if (reloader) void reloader.reload('SIGHUP');
+    else logger.warn('SIGHUP: still starting; send it again once started');
+  };
   process.on('SIGHUP', onHangup);
   try {
     for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
@@ -77,13 +90,21 @@ export async function serve(config: Config, args: ServeArgs): Promise<void> {
       connectionEvents: args['log-level'] === 'info',
       runDir: args['run-dir'],
     });
+    if (configFile) {
+      const reloads = (reloader = new Reloader(daemon, () => loadConfigFile(configFile), logger));
+      watch = watchConfig(configFile, () => void reloads.reload('file change'));
+    }
     process.stdout.write(`${args['log-format'] === 'json' ? startupRecord(daemon) : startupLine(daemon)}\n`);
     const signal = await signals.first;
+    stopping = true;
+    watch?.close();
+    await reloader?.settled(); // a reload half done would reopen what the drain closes
     logger.info('stopping: new connections are refused, open ones may finish', { signal, drain_ms: drainFor, connections: daemon.stats().connections });
     const skip = signals.second.then((s) => logger.info('second signal: not waiting for open connections', { signal: s }));
     const { drained, reset } = await daemon.drain(drainFor, skip);
     logger.info('stopped', { drained, reset });
   } finally {
+    watch?.close();
     signals.release();
     process.off('SIGHUP', onHangup);
   }

@@ -113,3 +113,37 @@ test('the first steering rule of a reload takes the lock and attaches sk_lookup 
   assert.equal(daemon.decision.steering, true);
   await daemon.stop();
 });
+
+test('Reloader: a rejected config is counted and logged line by line; reloads run one at a time', async () => {
+  const { Reloader } = await import('../../src/reloader.js');
+  const { BpfredirError } = await import('../../src/errors.js');
+  const lines: string[] = [];
+  const logger = { info: (m: string) => lines.push(`info ${m}`), warn: (m: string) => lines.push(`warn ${m}`), error: (m: string) => lines.push(`error ${m}`) };
+  let applying = 0;
+  let most = 0;
+  const daemon = {
+    apply: async () => {
+      most = Math.max(most, ++applying);
+      await new Promise((r) => setTimeout(r, 10));
+      applying--;
+      return { added: [], removed: [], changed: [], moved: [], unchanged: 1, restartNeeded: ['threads: 1 → 2'] };
+    },
+  };
+  let invalid = true;
+  const load = async () => {
+    if (invalid) throw new BpfredirError('ERR_BPFREDIR_CONFIG', ['a.yaml:3: bad port', 'a.yaml:7: bad target']);
+    return cfg([listen('web', '127.0.0.1:8080')]);
+  };
+  const reloader = new Reloader(daemon, load, logger);
+  const rejected = await reloader.reload('SIGHUP');
+  assert.equal(rejected.ok, false);
+  assert.deepEqual(lines, ['error reload rejected, the running rules stay: a.yaml:3: bad port', 'error reload rejected, the running rules stay: a.yaml:7: bad target']);
+
+  invalid = false;
+  lines.length = 0;
+  const outcomes = await Promise.all([reloader.reload('a'), reloader.reload('b'), reloader.reload('c')]);
+  assert.equal(most, 1, 'never two applies at once');
+  assert.deepEqual(outcomes.map((o) => o.trigger), ['a', 'b', 'b'], 'requests during a reload fold into one more');
+  assert.deepEqual(reloader.stats, { succeeded: 2, failed: 1, last: outcomes[2] });
+  assert.ok(lines.includes('warn reload: threads: 1 → 2 takes effect only after a restart; the running value stays'));
+});
