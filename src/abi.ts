@@ -1,7 +1,9 @@
 /**
  * Byte layouts of bpf/bpfredir.h, for the maps user space reads and writes.
- * Must change with that header. Host order is little-endian (x86-64, arm64);
- * ports and addresses are network order as the header says.
+ * test/unit/abi-btf.test.ts checks them, member by member, against the BTF of
+ * the built object, so a change to the header fails there until it is made
+ * here. Host order is little-endian (x86-64, arm64); ports and addresses are
+ * network order as the header says.
  */
 import type { Binding } from './rules/compile.js';
 
@@ -21,35 +23,44 @@ export const MAPS = {
 } as const;
 export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict' } as const;
 
-/** struct bind_key { u32 prefixlen; u8 protocol; u8 port_bits; be16 port; u8 addr[16]; } */
-export const BIND_KEY_SIZE = 24;
-/** struct bind_value { u32 rule_id; u32 addr_prefixlen; } */
-export const BIND_VALUE_SIZE = 8;
-/** struct settings { u32 port_bits_mask; u32 flags; } */
-export const SETTINGS_SIZE = 8;
-/** struct rule_stats: eight u64 counters. */
-export const RULE_STATS_SIZE = 64;
+/** Size and member offsets of each struct user space encodes or decodes. */
+export const LAYOUTS = {
+  bind_key: { size: 24, offsets: { prefixlen: 0, protocol: 4, port_bits: 5, port: 6, addr: 8 } },
+  bind_value: { size: 8, offsets: { rule_id: 0, addr_prefixlen: 4 } },
+  settings: { size: 8, offsets: { port_bits_mask: 0, flags: 4 } },
+  rule_stats: {
+    size: 64,
+    offsets: { lookups: 0, steered: 8, dropped_no_socket: 16, bytes_to_upstream: 24, bytes_to_client: 32, redirect_failed: 40, paused: 48, bytes_passed: 56 },
+  },
+} as const;
+
+const KEY = LAYOUTS.bind_key.offsets;
+const VALUE = LAYOUTS.bind_value.offsets;
+export const BIND_KEY_SIZE = LAYOUTS.bind_key.size;
+export const BIND_VALUE_SIZE = LAYOUTS.bind_value.size;
+export const SETTINGS_SIZE = LAYOUTS.settings.size;
+export const RULE_STATS_SIZE = LAYOUTS.rule_stats.size;
 /** protocol, port_bits and port are always significant in the LPM prefix. */
 const KEY_FIXED_BITS = 32;
 
 export function encodeBindKey(b: Binding, out: Buffer = Buffer.alloc(BIND_KEY_SIZE), offset = 0): Buffer {
-  out.writeUInt32LE(KEY_FIXED_BITS + b.prefix.len, offset);
-  out.writeUInt8(b.protocol, offset + 4);
-  out.writeUInt8(b.portBits, offset + 5);
-  out.writeUInt16BE(b.port, offset + 6);
-  b.prefix.addr.copy(out, offset + 8, 0, 16);
+  out.writeUInt32LE(KEY_FIXED_BITS + b.prefix.len, offset + KEY.prefixlen);
+  out.writeUInt8(b.protocol, offset + KEY.protocol);
+  out.writeUInt8(b.portBits, offset + KEY.port_bits);
+  out.writeUInt16BE(b.port, offset + KEY.port);
+  b.prefix.addr.copy(out, offset + KEY.addr, 0, 16);
   return out;
 }
 
 export function encodeBindValue(b: Binding, out: Buffer = Buffer.alloc(BIND_VALUE_SIZE), offset = 0): Buffer {
-  out.writeUInt32LE(b.ruleId, offset);
-  out.writeUInt32LE(b.prefix.len, offset + 4);
+  out.writeUInt32LE(b.ruleId, offset + VALUE.rule_id);
+  out.writeUInt32LE(b.prefix.len, offset + VALUE.addr_prefixlen);
   return out;
 }
 
 export function encodeSettings(portBitsMask: number): Buffer {
   const out = Buffer.alloc(SETTINGS_SIZE);
-  out.writeUInt32LE(portBitsMask >>> 0, 0);
+  out.writeUInt32LE(portBitsMask >>> 0, LAYOUTS.settings.offsets.port_bits_mask);
   return out;
 }
 
@@ -71,16 +82,17 @@ export interface RuleStats {
   bytesPassed: bigint;
 }
 
-const RULE_STATS_FIELDS: (keyof RuleStats)[] = [
-  'lookups',
-  'steered',
-  'droppedNoSocket',
-  'bytesToUpstream',
-  'bytesToClient',
-  'redirectFailed',
-  'paused',
-  'bytesPassed',
-];
+/** Each counter's member in struct rule_stats. */
+const RULE_STATS_MEMBERS: Record<keyof RuleStats, keyof typeof LAYOUTS.rule_stats.offsets> = {
+  lookups: 'lookups',
+  steered: 'steered',
+  droppedNoSocket: 'dropped_no_socket',
+  bytesToUpstream: 'bytes_to_upstream',
+  bytesToClient: 'bytes_to_client',
+  redirectFailed: 'redirect_failed',
+  paused: 'paused',
+  bytesPassed: 'bytes_passed',
+};
 
 export function zeroRuleStats(): RuleStats {
   return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n };
@@ -90,7 +102,9 @@ export function zeroRuleStats(): RuleStats {
 export function sumRuleStats(perCpu: readonly Buffer[]): RuleStats {
   const total = zeroRuleStats();
   for (const buf of perCpu) {
-    RULE_STATS_FIELDS.forEach((name, i) => (total[name] += buf.readBigUInt64LE(i * 8)));
+    for (const [name, member] of Object.entries(RULE_STATS_MEMBERS) as [keyof RuleStats, keyof typeof LAYOUTS.rule_stats.offsets][]) {
+      total[name] += buf.readBigUInt64LE(LAYOUTS.rule_stats.offsets[member]);
+    }
   }
   return total;
 }
