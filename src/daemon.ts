@@ -244,12 +244,15 @@ class RunningDaemon implements Daemon {
       this.engine.updateListener(l.id, { targets: [rule.target], connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs });
       l.rule = rule;
     }
+    // Past this point the reload has happened: a failure here is logged, never thrown.
     for (const l of leaving) {
-      this.closeListener(l);
-      // A rule that stays (moved) keeps its id: only a removed rule's socket entry goes.
+      // A rule that stays (moved) keeps its id: only a removed rule's socket entry goes. Deleted
+      // before the close, which the engine thread does later and which empties the slot itself
+      // (deleting an empty sockmap slot is EINVAL).
       if (l.rule.kind === 'steer' && !opened.some((o) => o.ruleId === l.ruleId && o.rule.kind === 'steer')) {
-        this.native.mapDelete(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(l.ruleId));
+        this.forgetSteerSocket(l);
       }
+      this.closeListener(l);
       this.byName.delete(l.rule.name);
     }
     if (leavingPorts.length) this.applyBindings(next, ids, opened, []);
@@ -367,6 +370,15 @@ class RunningDaemon implements Daemon {
       Object.assign(old, this.openListener(old.rule, old.ruleId, old.loopGuard));
     } catch (err) {
       this.options.logger?.error(`rule '${old.rule.name}': could not listen again after a failed reload: ${errorMessage(err)}`);
+    }
+  }
+
+  private forgetSteerSocket(listener: RuleListener): void {
+    try {
+      this.native.mapDelete(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(listener.ruleId));
+    } catch (err) {
+      // The trie no longer names the id; closing the socket empties the slot anyway.
+      this.options.logger?.warn(`rule '${listener.rule.name}': steer_sockets entry: ${errorMessage(err)}`);
     }
   }
 
