@@ -19,6 +19,7 @@ struct MapShape {
   uint32_t value_size;  // as declared: one CPU's value for per-CPU maps
   bool percpu;
   uint32_t cpus;        // 1 unless percpu
+  uint32_t max_entries;
 
   // Bytes the syscalls read or write as the value: per-CPU maps use one
   // 8-byte-aligned slot per possible CPU.
@@ -35,7 +36,7 @@ static MapShape ShapeOf(int fd, const char* syscall) {
   uint32_t length = sizeof info;
   int err = bpf_obj_get_info_by_fd(fd, &info, &length);
   if (err) ThrowSysError(err, syscall, "fd " + std::to_string(fd) + " is not a BPF map");
-  MapShape shape{info.name, info.key_size, info.value_size, IsPercpu(info.type), 1};
+  MapShape shape{info.name, info.key_size, info.value_size, IsPercpu(info.type), 1, info.max_entries};
   if (shape.percpu) {
     int cpus = libbpf_num_possible_cpus();
     if (cpus < 0) ThrowSysError(cpus, "libbpf_num_possible_cpus", "reading /sys/devices/system/cpu/possible");
@@ -179,7 +180,20 @@ static Napi::Value SockmapUpdate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// {name, keySize, valueSize, maxEntries}: what the kernel says of the map (capacity for metrics).
+static Napi::Value MapInfo(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "mapInfo(fd)");
+  MapShape shape = ShapeOf(FdArg(info, 0, "fd"), "bpf_obj_get_info_by_fd");
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("name", shape.name);
+  result.Set("keySize", shape.key_size);
+  result.Set("valueSize", shape.value_size);
+  result.Set("maxEntries", shape.max_entries);
+  return result;
+}
+
 void InitBpfMap(Napi::Env env, Napi::Object exports) {
+  exports.Set("mapInfo", GuardedFunction(env, "mapInfo", MapInfo));
   exports.Set("mapUpdate", GuardedFunction(env, "mapUpdate", MapUpdate));
   exports.Set("mapDelete", GuardedFunction(env, "mapDelete", MapDelete));
   exports.Set("mapLookup", GuardedFunction(env, "mapLookup", [](const Napi::CallbackInfo& info) {

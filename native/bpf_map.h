@@ -1,5 +1,5 @@
 // Map operations on Buffers: mapUpdate, mapDelete, mapLookup, mapLookupPercpu,
-// mapKeys, mapUpdateMany, sockmapUpdate (see src/native/raw.ts). Synchronous:
+// mapKeys, mapUpdateMany, sockmapUpdate, mapInfo (see src/native/raw.ts). Synchronous:
 // each is one or two syscalls of a few microseconds. Every call checks the
 // Buffer sizes against the map's own key/value size first, so a wrong layout
 // fails with EINVAL instead of the kernel reading or writing past a Buffer.

@@ -6,6 +6,7 @@
 
 #include "loop_guard.h"
 #include "relay.h"
+#include "rule_stats.h"
 #include "sock_address.h"
 #include "unique_fd.h"
 
@@ -15,6 +16,17 @@ enum Side { kClient = 0, kUpstream = 1 };
 inline Side Other(Side side) { return side == kClient ? kUpstream : kClient; }
 
 enum class ConnState { kConnecting, kSpliced, kRelayed };
+
+// Connection::path before the upstream connect completes.
+constexpr Path kNoPath = Path::kCount;
+
+inline OwnedCounter& BytesTo(RuleCounters& stats, Side dst) {
+  return dst == kUpstream ? stats.bytes_to_upstream : stats.bytes_to_client;
+}
+
+inline OwnedCounter& PausedBytesTo(RuleCounters& stats, Side dst) {
+  return dst == kUpstream ? stats.paused_bytes_to_upstream : stats.paused_bytes_to_client;
+}
 
 // One direction of a spliced connection: the bytes of fd[src] go to fd[Other(src)].
 struct SplicedDirection {
@@ -41,6 +53,8 @@ struct Connection {
   uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
   ConnState state = ConnState::kConnecting;
+  RuleCounters* stats = nullptr;  // its rule's counters in this engine (they outlive it)
+  Path path = kNoPath;            // the gauge it counts in (Engine::SetPath)
   // Declared before fd: destroyed after the sockets are closed, so the
   // upstream socket is registered for as long as it exists, on every path.
   LoopGuard::Entry loop_guard;

@@ -67,11 +67,15 @@ Engine::~Engine() {
 // ---- caller thread -------------------------------------------------------
 
 void Engine::AddListener(uint32_t id, ListenerConfig config, UniqueFd fd) {
+  std::unique_ptr<RuleCounters>& counters = rule_counters_[config.rule_id];
+  if (!counters) counters = std::make_unique<RuleCounters>();
+  RuleCounters* stats = counters.get();
   auto shared_config = std::make_shared<ListenerConfig>(std::move(config));
   auto shared_fd = std::make_shared<UniqueFd>(std::move(fd));
-  Post([this, id, shared_fd, shared_config] {
+  Post([this, id, stats, shared_fd, shared_config] {
     Listener& listener = listeners_[id];
     listener.config = std::move(*shared_config);
+    listener.stats = stats;
     listener.fd = std::move(*shared_fd);
     AddToEpoll(epoll_.get(), listener.fd.get(), EPOLLIN, Key(id, kTagListener));
   });
@@ -98,7 +102,34 @@ void Engine::PostPauseEvent(uint64_t cookie, bool paused) {
   Post([this, cookie, paused] { OnPauseEvent(cookie, paused); });
 }
 
-EngineStats Engine::Stats() const { return stats_.Read(); }
+EngineStats Engine::Stats() const {
+  RuleStats all;
+  for (const auto& entry : rule_counters_) entry.second->AddTo(&all);
+  return TotalOf(all);
+}
+
+void Engine::AddRuleStats(std::unordered_map<uint32_t, RuleStats>* by_rule) const {
+  for (const auto& [rule_id, counters] : rule_counters_) {
+    RuleStats& stats = (*by_rule)[rule_id];
+    stats.rule_id = rule_id;
+    counters->AddTo(&stats);
+  }
+}
+
+void ConnectionList::Append(std::vector<ConnectionInfo> items) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (auto& item : items) items_.push_back(std::move(item));
+}
+
+void Engine::ListConnections(std::shared_ptr<ConnectionList> list) {
+  Post([this, list] {
+    uint64_t now = MonotonicNs();
+    std::vector<ConnectionInfo> items;
+    items.reserve(conns_.size());
+    for (const auto& entry : conns_) items.push_back(Describe(*entry.second, now));
+    list->Append(std::move(items));
+  });
+}
 
 void Engine::RequestStop() {
   if (stop_requested_) return;
@@ -270,7 +301,7 @@ void Engine::SweepIdle(uint64_t now) {
       is_idle = c->idle_timeout_ms && now - c->last_activity_ns > c->idle_timeout_ms * kMs;
     if (is_idle) idle.push_back(id);
   }
-  for (uint64_t id : idle) Close(*conns_.at(id), "idle_timeout", false);
+  for (uint64_t id : idle) Close(*conns_.at(id), CloseReason::kIdleTimeout, false);
 }
 
 // ---- engine thread: connections -----------------------------------------
@@ -311,7 +342,7 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
     SockAddress dialled;
     if (auto from_us = OwnUpstreamPath(client.get(), peer, &dialled)) {
       if (std::find(from_us->begin(), from_us->end(), config.rule_id) != from_us->end())
-        return RefuseLoop(config, std::move(client), peer, dialled, *from_us);
+        return RefuseLoop(listener, std::move(client), peer, dialled, *from_us);
       path = std::move(*from_us);  // a chain of our listeners, which may still end at a real service
     }
   }
@@ -326,14 +357,15 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   c.splice_after_bytes = config.splice_after_bytes;
   c.bulk_on_relay = config.bulk_on_relay;
   c.accepted_ns = MonotonicNs();
+  c.stats = listener.stats;
   c.client = peer;
   SetNoDelay(client.get());
   c.fd[kClient] = std::move(client);
   const SockAddress& target = config.targets.front();
   c.upstream = target;
   conns_.emplace(c.id, std::move(owned));
-  stats_.accepted.Add();
-  stats_.connections.Add();
+  c.stats->accepted.Add();
+  c.stats->connecting.Add();
 
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
@@ -364,9 +396,10 @@ std::optional<std::vector<uint32_t>> Engine::OwnUpstreamPath(int client, const S
   return slot_.loop_guard->Find(port, *dialled);
 }
 
-void Engine::RefuseLoop(const ListenerConfig& config, UniqueFd client, const SockAddress& peer,
+void Engine::RefuseLoop(const Listener& listener, UniqueFd client, const SockAddress& peer,
                         const SockAddress& dialled, const std::vector<uint32_t>& path) {
-  stats_.loops_refused.Add();
+  const ListenerConfig& config = listener.config;
+  listener.stats->loops_refused.Add();
   std::string round;
   for (uint32_t rule : path) round += "rule " + std::to_string(rule) + " → ";
   EngineEvent event;
@@ -390,6 +423,7 @@ void Engine::OnConnectDone(Connection& c) {
   if (getsockopt(c.fd[kUpstream].get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return FailConnect(c, err, nullptr);
   c.connected_ns = MonotonicNs();
+  c.stats->ObserveConnect(c.connected_ns - c.accepted_ns);
   bool splice_now = c.want_splice && c.splice_after_bytes == 0;
   std::string why_not;
   bool spliced = splice_now && StartSplice(c, &why_not);
@@ -413,7 +447,8 @@ void Engine::ReportFallback(Connection& c, const std::string& why_not) {
 }
 
 void Engine::FailConnect(Connection& c, int err, const char* reason) {
-  stats_.connect_failed.Add();
+  c.stats->connect_failed[static_cast<size_t>(ConnectFailureOf(err))].Add();
+  c.stats->connecting.Sub();
   EngineEvent event = NewEvent("connect_failed", c);
   event.code = ErrnoName(err);
   event.reason = reason ? reason : event.code;
@@ -423,11 +458,20 @@ void Engine::FailConnect(Connection& c, int err, const char* reason) {
   // Reset, not FIN: the client must learn at once that nothing answers.
   linger reset{1, 0};
   setsockopt(c.fd[kClient].get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-  stats_.connections.Sub();
   conns_.erase(c.id);
 }
 
-void Engine::Close(Connection& c, const char* reason, bool reset) {
+void Engine::SetPath(Connection& c, Path path) {
+  if (c.path == path) return;
+  if (c.path == kNoPath)
+    c.stats->connecting.Sub();
+  else
+    c.stats->active[static_cast<size_t>(c.path)].Sub();
+  c.path = path;
+  c.stats->active[static_cast<size_t>(path)].Add();
+}
+
+void Engine::Close(Connection& c, CloseReason reason, bool reset) {
   switch (c.state) {
     case ConnState::kConnecting:
       return Finish(c, reason, reset, 0, 0, 0);
@@ -444,7 +488,7 @@ void Engine::CloseAll() {
   for (auto& entry : conns_) ids.push_back(entry.first);
   // Reset, never FIN: a peer must not take a cut transfer for a complete one.
   // The control plane drains first (--drain); what is left here was cut.
-  for (uint64_t id : ids) Close(*conns_.at(id), "shutdown", true);
+  for (uint64_t id : ids) Close(*conns_.at(id), CloseReason::kShutdown, true);
 }
 
 void Engine::Watch(int op, const Connection& c, Side side, uint32_t events) {
@@ -471,27 +515,47 @@ EngineEvent Engine::NewEvent(const char* type, const Connection& c) const {
   event.rule_id = c.rule_id;
   event.conn_id = c.id;
   event.client = FormatSockAddress(c.client);
-  // Without NAT the client socket's own address is the destination the client dialled.
-  SockAddress original_dst;
-  original_dst.len = sizeof(original_dst.storage);
-  if (getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&original_dst.storage), &original_dst.len) == 0)
-    event.original_dst = FormatSockAddress(original_dst);
+  event.original_dst = OriginalDestination(c.fd[kClient].get());
   event.upstream = FormatSockAddress(c.upstream);
   return event;
 }
 
+ConnectionInfo Engine::Describe(const Connection& c, uint64_t now) const {
+  ConnectionInfo info;
+  info.conn_id = c.id;
+  info.rule_id = c.rule_id;
+  info.client = FormatSockAddress(c.client);
+  info.original_dst = OriginalDestination(c.fd[kClient].get());
+  info.upstream = FormatSockAddress(c.upstream);
+  if (c.path != kNoPath) info.datapath = NameOf(c.path);
+  uint64_t bytes[2] = {0, 0};
+  for (Side side : {kClient, kUpstream}) {
+    if (c.state == ConnState::kRelayed) {
+      bytes[side] = c.pump[side]->bytes();
+    } else if (c.state == ConnState::kSpliced) {
+      conn entry{};
+      bytes[side] = UserSpaceBytes(c, side) + (maps_->ReadConn(c.cookie[side], &entry) == 0 ? entry.redirected : 0);
+    }
+  }
+  info.bytes_to_upstream = bytes[kClient];
+  info.bytes_to_client = bytes[kUpstream];
+  info.age_ms = static_cast<double>(now - c.accepted_ns) / kMs;
+  return info;
+}
+
 void Engine::Emit(EngineEvent event) { pending_.push_back(std::move(event)); }
 
-void Engine::Finish(Connection& c, const char* reason, bool reset, uint64_t to_upstream, uint64_t to_client,
+void Engine::Finish(Connection& c, CloseReason reason, bool reset, uint64_t to_upstream, uint64_t to_client,
                     int err) {
+  uint64_t now = MonotonicNs();
   if (connection_events_) {
     EngineEvent event = NewEvent("closed", c);
     if (c.state != ConnState::kConnecting) event.datapath = c.state == ConnState::kSpliced ? "splice" : "userspace";
-    event.reason = reason;
+    event.reason = NameOf(reason);
     event.has_bytes = true;
     event.bytes_to_upstream = to_upstream;
     event.bytes_to_client = to_client;
-    event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
+    event.duration_ms = static_cast<double>(now - c.accepted_ns) / kMs;
     if (err) event.code = ErrnoName(err);
     Emit(std::move(event));
   }
@@ -499,8 +563,13 @@ void Engine::Finish(Connection& c, const char* reason, bool reset, uint64_t to_u
     linger rst{1, 0};
     for (UniqueFd& fd : c.fd) setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
   }
-  stats_.closed.Add();
-  stats_.connections.Sub();
+  RuleCounters& stats = *c.stats;
+  if (c.path == kNoPath)
+    stats.connecting.Sub();
+  else
+    stats.active[static_cast<size_t>(c.path)].Sub();
+  stats.closed[static_cast<size_t>(reason)].Add();
+  stats.ObserveDuration(now - c.accepted_ns);
   ticking_.erase(c.id);
   conns_.erase(c.id);  // closes both sockets, which also leaves epoll
 }

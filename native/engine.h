@@ -17,6 +17,7 @@
 
 #include "connection.h"
 #include "engine_stats.h"
+#include "rule_stats.h"
 #include "listener.h"
 #include "loop_guard.h"
 #include "pause_events.h"
@@ -39,6 +40,36 @@ struct EngineEvent {
   double duration_ms = -1;
   std::string code;
   std::string message;
+};
+
+// One open connection, for the admin socket's list.
+struct ConnectionInfo {
+  uint64_t conn_id = 0;
+  uint32_t rule_id = 0;
+  std::string client;
+  std::string original_dst;  // getsockname() of the accepted socket
+  std::string upstream;
+  const char* datapath = nullptr;  // NameOf(Path); nullptr while connecting
+  // Sockmap path: the verdict's count (a `conns` lookup per side) plus what
+  // user space relayed; the rest: what user space wrote.
+  uint64_t bytes_to_upstream = 0;
+  uint64_t bytes_to_client = 0;
+  double age_ms = 0;
+};
+
+// Gathers every engine's connections; the last reference to go (when each
+// engine has run its command, or dropped it unrun at its end) calls done.
+// So a list always completes, even when an engine thread stops first.
+class ConnectionList {
+ public:
+  explicit ConnectionList(std::function<void(std::vector<ConnectionInfo>)> done) : done_(std::move(done)) {}
+  ~ConnectionList() { done_(std::move(items_)); }
+  void Append(std::vector<ConnectionInfo> items);
+
+ private:
+  std::mutex mutex_;
+  std::vector<ConnectionInfo> items_;
+  std::function<void(std::vector<ConnectionInfo>)> done_;
 };
 
 // Where an engine sits among its siblings in an EngineGroup.
@@ -75,8 +106,12 @@ class Engine {
   void RemoveListener(uint32_t id);
   // Any thread: a pause event for one of this engine's connections.
   void PostPauseEvent(uint64_t cookie, bool paused);
-  // `listeners` is left 0: the group counts them.
+  // Derived from the rule counters; `listeners` is left 0: the group counts them.
   EngineStats Stats() const;
+  // Adds this engine's counters of each rule to by_rule[rule id].
+  void AddRuleStats(std::unordered_map<uint32_t, RuleStats>* by_rule) const;
+  // Any thread: appends this engine's open connections to *list on its thread.
+  void ListConnections(std::shared_ptr<ConnectionList> list);
   void RequestStop();
   // Events since the last call; *finished once the thread has closed everything.
   std::vector<EngineEvent> TakeEvents(bool* finished);
@@ -85,6 +120,7 @@ class Engine {
  private:
   struct Listener {
     ListenerConfig config;
+    RuleCounters* stats = nullptr;  // the rule's, in rule_counters_
     UniqueFd fd;
     bool backing_off = false;  // out of epoll after EMFILE; re-armed by the sweep
   };
@@ -105,19 +141,22 @@ class Engine {
   // `client` is one (*dialled: where it connected to); nullopt otherwise.
   std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
   // Resets a connection that came back to a rule on its path; one 'error' event.
-  void RefuseLoop(const ListenerConfig& config, UniqueFd client, const SockAddress& peer, const SockAddress& dialled,
+  void RefuseLoop(const Listener& listener, UniqueFd client, const SockAddress& peer, const SockAddress& dialled,
                   const std::vector<uint32_t>& path);
   void OnConnectDone(Connection& c);
   // The kernel refused to splice: the relay keeps the connection for good.
   void ReportFallback(Connection& c, const std::string& why_not);
   void FailConnect(Connection& c, int err, const char* reason);
-  void Close(Connection& c, const char* reason, bool reset);
+  // Moves the connection to the gauge of `path` (from connecting or another path).
+  void SetPath(Connection& c, Path path);
+  void Close(Connection& c, CloseReason reason, bool reset);
   void CloseAll();
   void Watch(int op, const Connection& c, Side side, uint32_t events);
   void Emit(EngineEvent event);
   EngineEvent NewEvent(const char* type, const Connection& c) const;
+  ConnectionInfo Describe(const Connection& c, uint64_t now) const;
   // Emits 'closed', drops the connection and closes its sockets (RST if reset).
-  void Finish(Connection& c, const char* reason, bool reset, uint64_t to_upstream, uint64_t to_client, int err);
+  void Finish(Connection& c, CloseReason reason, bool reset, uint64_t to_upstream, uint64_t to_client, int err);
   void FlushEvents();
 
   // engine_splice.cc: the kernel splice path.
@@ -136,8 +175,11 @@ class Engine {
   void StartTicking(Connection& c);
   uint64_t WrittenSinceSetup(const Connection& c, Side side) const;
   uint64_t InFlight(const Connection& c, Side src) const;
+  // Bytes of src that user space wrote into the peer on this connection:
+  // before the splice, and while paused or outside the kernel path.
+  static uint64_t UserSpaceBytes(const Connection& c, Side src);
   bool SweepSpliced(Connection& c, uint64_t now);
-  void CloseSpliced(Connection& c, const char* reason, bool reset, int err);
+  void CloseSpliced(Connection& c, CloseReason reason, bool reset, int err);
 
   // engine_relay.cc: the user-space relay.
   void StartRelay(Connection& c);
@@ -148,7 +190,7 @@ class Engine {
   void KeepOnRelay(Connection& c);
   // Past splice_after_bytes with nothing left in user space: into the kernel.
   void MoveIntoKernel(Connection& c);
-  void CloseRelayed(Connection& c, const char* reason, bool reset, int err);
+  void CloseRelayed(Connection& c, CloseReason reason, bool reset, int err);
 
   const EngineSlot slot_;
   std::function<void()> notify_;
@@ -178,9 +220,10 @@ class Engine {
   bool notify_scheduled_ = false;
   const bool connection_events_;
   bool finished_ = false;
-  EngineCounters stats_;
 
-  // Caller thread only.
+  // Caller thread only. A rule's counters in this engine live as long as the
+  // engine, whatever happens to its listeners: totals never go back.
+  std::unordered_map<uint32_t, std::unique_ptr<RuleCounters>> rule_counters_;
   bool stop_requested_ = false;
 
   std::thread thread_;

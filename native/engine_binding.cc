@@ -56,6 +56,94 @@ Napi::Object EventToJs(Napi::Env env, const EventKeys& keys, const EngineEvent& 
   return object;
 }
 
+double Seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// {le, buckets, count, sum} as Prometheus has it: cumulative counts per upper
+// bound (seconds), the +Inf bucket being count. `le` is shared by every rule.
+template <size_t N>
+Napi::Object HistogramToJs(Napi::Env env, const Napi::Array& le, const HistogramOf<uint64_t, N>& histogram) {
+  Napi::Array buckets = Napi::Array::New(env, N);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < N; i++) buckets.Set(i, static_cast<double>(cumulative += histogram.buckets[i]));
+  Napi::Object object = Napi::Object::New(env);
+  object.Set("le", le);
+  object.Set("buckets", buckets);
+  object.Set("count", static_cast<double>(cumulative + histogram.buckets[N]));
+  object.Set("sum", Seconds(histogram.sum_ns));
+  return object;
+}
+
+template <size_t N>
+Napi::Array BoundsToJs(Napi::Env env, const uint64_t (&bounds_ns)[N]) {
+  Napi::Array le = Napi::Array::New(env, N);
+  for (size_t i = 0; i < N; i++) le.Set(i, Seconds(bounds_ns[i]));
+  return le;
+}
+
+// {name: count} for an enum-indexed array.
+template <typename Enum, size_t N>
+Napi::Object ByNameToJs(Napi::Env env, const uint64_t (&counts)[N]) {
+  Napi::Object object = Napi::Object::New(env);
+  for (size_t i = 0; i < N; i++) object.Set(NameOf(static_cast<Enum>(i)), static_cast<double>(counts[i]));
+  return object;
+}
+
+Napi::Array RuleStatsToJs(Napi::Env env, const std::vector<RuleStats>& rules) {
+  Napi::Array connect_le = BoundsToJs(env, kConnectBoundsNs);
+  Napi::Array duration_le = BoundsToJs(env, kDurationBoundsNs);
+  Napi::Array result = Napi::Array::New(env, rules.size());
+  for (size_t i = 0; i < rules.size(); i++) {
+    const RuleStats& rule = rules[i];
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("ruleId", rule.rule_id);
+#define BPFREDIR_RULE_SET(field, js_name) object.Set(js_name, static_cast<double>(rule.field));
+    BPFREDIR_RULE_COUNTERS(BPFREDIR_RULE_SET)
+#undef BPFREDIR_RULE_SET
+    object.Set("closed", ByNameToJs<CloseReason>(env, rule.closed));
+    object.Set("connectFailed", ByNameToJs<ConnectFailure>(env, rule.connect_failed));
+    object.Set("active", ByNameToJs<Path>(env, rule.active));
+    object.Set("connectSeconds", HistogramToJs(env, connect_le, rule.connect));
+    object.Set("durationSeconds", HistogramToJs(env, duration_le, rule.duration));
+    result.Set(i, object);
+  }
+  return result;
+}
+
+Napi::Array ConnectionsToJs(Napi::Env env, const std::vector<ConnectionInfo>& items) {
+  Napi::Array result = Napi::Array::New(env, items.size());
+  for (size_t i = 0; i < items.size(); i++) {
+    const ConnectionInfo& item = items[i];
+    Napi::Object object = Napi::Object::New(env);
+    object.Set("connId", static_cast<double>(item.conn_id));
+    object.Set("ruleId", item.rule_id);
+    object.Set("client", item.client);
+    object.Set("originalDestination", item.original_dst);
+    object.Set("upstream", item.upstream);
+    if (item.datapath) object.Set("datapath", item.datapath);
+    object.Set("bytesToUpstream", static_cast<double>(item.bytes_to_upstream));
+    object.Set("bytesToClient", static_cast<double>(item.bytes_to_client));
+    object.Set("ageMs", item.age_ms);
+    result.Set(i, object);
+  }
+  return result;
+}
+
+// One connections() call: its promise, settled on the JS thread by a
+// thread-safe function of its own that the last engine to answer calls.
+struct Listing {
+  explicit Listing(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+};
+
+void SettleListing(Napi::Env env, Napi::Function, Listing* listing, std::vector<ConnectionInfo>* items) {
+  std::unique_ptr<std::vector<ConnectionInfo>> owned(items);
+  if (env == nullptr) return;  // torn down
+  Napi::HandleScope scope(env);
+  listing->deferred.Resolve(ConnectionsToJs(env, *owned));
+}
+
+using ListingTsfn = Napi::TypedThreadSafeFunction<Listing, std::vector<ConnectionInfo>, &SettleListing>;
+
 class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -64,6 +152,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::UpdateListener>("updateListener"),
                         InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
                         InstanceMethod<&EngineWrap::Stats>("stats"),
+                        InstanceMethod<&EngineWrap::RuleStats>("ruleStats"),
+                        InstanceMethod<&EngineWrap::Connections>("connections"),
                         InstanceMethod<&EngineWrap::Close>("close")});
   }
 
@@ -139,6 +229,29 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return result;
   }
 
+  Napi::Value RuleStats(const Napi::CallbackInfo& info) {
+    return RuleStatsToJs(info.Env(), engine_ ? engine_->RuleStatsByRule() : final_rule_stats_);
+  }
+
+  Napi::Value Connections(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto* listing = new Listing(env);
+    Napi::Promise promise = listing->deferred.Promise();
+    if (!engine_ || close_deferred_) {
+      listing->deferred.Resolve(Napi::Array::New(env));
+      delete listing;
+      return promise;
+    }
+    ListingTsfn tsfn = ListingTsfn::New(env, "bpfredir connections", 0, 1, listing,
+                                        [](Napi::Env, void*, Listing* done) { delete done; });
+    engine_->ListConnections([tsfn](std::vector<ConnectionInfo> items) mutable {
+      auto* data = new std::vector<ConnectionInfo>(std::move(items));
+      if (tsfn.NonBlockingCall(data) != napi_ok) delete data;
+      tsfn.Release();
+    });
+    return promise;
+  }
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (closed_) {
@@ -169,6 +282,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   std::unique_ptr<Napi::Promise::Deferred> close_deferred_;
   EngineStats final_stats_{};
   std::vector<uint64_t> final_accepted_by_thread_;
+  std::vector<::RuleStats> final_rule_stats_;
   bool closed_ = false;
 };
 
@@ -185,6 +299,7 @@ void EngineWrap::Deliver(Napi::Env env, Napi::Function on_events, EngineWrap* se
     self->engine_->Join();
     self->final_stats_ = self->engine_->Stats();
     self->final_accepted_by_thread_ = self->engine_->AcceptedByThread();
+    self->final_rule_stats_ = self->engine_->RuleStatsByRule();
     self->engine_.reset();  // its epoll and eventfd go now, not at garbage collection
     self->tsfn_.Release();
   }

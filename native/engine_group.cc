@@ -2,6 +2,8 @@
 
 #include <errno.h>
 
+#include <algorithm>
+
 #include "errors.h"
 
 EngineGroup::EngineGroup(const SpliceMapFds* maps, int threads, bool connection_events,
@@ -57,6 +59,20 @@ std::vector<uint64_t> EngineGroup::AcceptedByThread() const {
   std::vector<uint64_t> accepted;
   for (const auto& engine : engines_) accepted.push_back(engine->Stats().accepted);
   return accepted;
+}
+
+std::vector<RuleStats> EngineGroup::RuleStatsByRule() const {
+  std::unordered_map<uint32_t, RuleStats> by_rule;
+  for (const auto& engine : engines_) engine->AddRuleStats(&by_rule);
+  std::vector<RuleStats> rules;
+  for (auto& entry : by_rule) rules.push_back(entry.second);
+  std::sort(rules.begin(), rules.end(), [](const RuleStats& a, const RuleStats& b) { return a.rule_id < b.rule_id; });
+  return rules;
+}
+
+void EngineGroup::ListConnections(std::function<void(std::vector<ConnectionInfo>)> done) {
+  auto list = std::make_shared<ConnectionList>(std::move(done));
+  for (auto& engine : engines_) engine->ListConnections(list);
 }
 
 void EngineGroup::RequestStop() {

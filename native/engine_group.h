@@ -32,6 +32,11 @@ class EngineGroup {
   void RemoveListener(uint32_t id);
   EngineStats Stats() const;
   std::vector<uint64_t> AcceptedByThread() const;
+  // Each rule's counters summed over the engines, in rule id order.
+  std::vector<RuleStats> RuleStatsByRule() const;
+  // Calls done, on an engine thread (or this one if the engines are gone
+  // first), with the open connections of every engine (ConnectionList).
+  void ListConnections(std::function<void(std::vector<ConnectionInfo>)> done);
   void RequestStop();
   // Events of every engine since the last call; *finished once all have closed everything.
   std::vector<EngineEvent> TakeEvents(bool* finished);

@@ -23,7 +23,7 @@ static constexpr Side kSides[] = {kClient, kUpstream};
 void Engine::StartRelay(Connection& c) {
   c.state = ConnState::kRelayed;
   c.last_activity_ns = MonotonicNs();
-  stats_.relayed.Add();
+  SetPath(c, Path::kCopy);
   // Headed for the kernel: copy until then, never set up pipes.
   uint64_t copy_limit = c.want_splice ? Pump::kNeverSplice : kCopyBytes;
   for (Side side : kSides)
@@ -39,7 +39,8 @@ void Engine::OnRelayEvent(Connection& c, uint32_t events) {
     for (UniqueFd& fd : c.fd) {
       int err = 0;
       socklen_t len = sizeof(err);
-      if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err) return CloseRelayed(c, "reset", true, err);
+      if (getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err)
+        return CloseRelayed(c, CloseReason::kReset, true, err);
     }
   }
   RunRelay(c);
@@ -48,12 +49,20 @@ void Engine::OnRelayEvent(Connection& c, uint32_t events) {
 void Engine::RunRelay(Connection& c) {
   bool progressed = false;
   bool more = false;
-  for (auto& pump : c.pump) {
-    if (int err = pump->Run()) return CloseRelayed(c, "reset", true, err);
-    progressed |= pump->progressed();
-    more |= pump->more();
+  bool piped = false;
+  for (Side side : kSides) {
+    Pump& pump = *c.pump[side];
+    uint64_t before = pump.bytes();
+    int err = pump.Run();
+    // Per run, not per byte; CloseRelayed needs nothing more.
+    BytesTo(*c.stats, Other(side)).Add(pump.bytes() - before);
+    if (err) return CloseRelayed(c, CloseReason::kReset, true, err);
+    progressed |= pump.progressed();
+    more |= pump.more();
+    piped |= pump.piped();
   }
-  if (c.pump[kClient]->finished() && c.pump[kUpstream]->finished()) return CloseRelayed(c, "eof", false, 0);
+  if (c.pump[kClient]->finished() && c.pump[kUpstream]->finished()) return CloseRelayed(c, CloseReason::kEof, false, 0);
+  if (piped) SetPath(c, Path::kSplice);
   if (progressed) {
     c.last_activity_ns = MonotonicNs();
     if (!c.first_byte_ns) c.first_byte_ns = c.last_activity_ns;
@@ -81,7 +90,7 @@ bool Engine::IsBulk(const Connection& c) const {
 
 void Engine::KeepOnRelay(Connection& c) {
   c.want_splice = false;
-  stats_.bulk_relayed.Add();
+  c.stats->bulk_flows.Add();
   for (auto& pump : c.pump) pump->set_copy_limit(kCopyBytes);
 }
 
@@ -89,7 +98,6 @@ void Engine::MoveIntoKernel(Connection& c) {
   for (Side side : kSides) c.relayed_before[side] = c.pump[side]->bytes();
   std::string why_not;
   if (StartSplice(c, &why_not)) {
-    stats_.relayed.Sub();
     for (auto& pump : c.pump) pump.reset();
     return;
   }
@@ -98,8 +106,7 @@ void Engine::MoveIntoKernel(Connection& c) {
   for (auto& pump : c.pump) pump->set_copy_limit(kCopyBytes);
 }
 
-void Engine::CloseRelayed(Connection& c, const char* reason, bool reset, int err) {
-  stats_.relayed.Sub();
+void Engine::CloseRelayed(Connection& c, CloseReason reason, bool reset, int err) {
   uint64_t to_upstream = c.pump[kClient] ? c.pump[kClient]->bytes() : 0;
   uint64_t to_client = c.pump[kUpstream] ? c.pump[kUpstream]->bytes() : 0;
   Finish(c, reason, reset, to_upstream, to_client, err);

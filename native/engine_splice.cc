@@ -84,7 +84,7 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
   if (int err = maps.Activate(c.cookie[kUpstream], c.fd[kUpstream].get())) return fail("splice_active insert", err);
 
   c.state = ConnState::kSpliced;
-  stats_.spliced.Add();
+  SetPath(c, Path::kSockmap);
   for (Side side : kSides) conn_by_cookie_[c.cookie[side]] = c.id;
   if (maps.Activate(c.cookie[kClient], c.fd[kClient].get()) != 0) {
     // The upstream's bytes may already be on their way to the client, so the
@@ -109,7 +109,7 @@ void Engine::UndoSplice(Connection& c) {
 
 void Engine::OnSplicedEvent(Connection& c, Side side, uint32_t events) {
   if (events & EPOLLERR) {
-    if (int err = SocketError(c.fd[side].get())) return CloseSpliced(c, "reset", true, err);
+    if (int err = SocketError(c.fd[side].get())) return CloseSpliced(c, CloseReason::kReset, true, err);
   }
   if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.dir[side].eof) {
     c.dir[side].eof = true;
@@ -139,8 +139,8 @@ void Engine::MarkPaused(Connection& c, Side src) {
   SplicedDirection& dir = c.dir[src];
   if (dir.paused || dir.shut) return;
   dir.paused = true;
-  stats_.paused.Add();
-  stats_.pauses.Add();
+  c.stats->paused.Add();
+  c.stats->pauses.Add();
   StartTicking(c);
   int fd = c.fd[src].get();
   socklen_t len = sizeof(dir.window_clamp);
@@ -158,7 +158,7 @@ void Engine::MarkResumed(Connection& c, Side src) {
   SplicedDirection& dir = c.dir[src];
   if (!dir.paused || dir.outside_kernel) return;
   dir.paused = false;
-  stats_.paused.Sub();
+  c.stats->paused.Sub();
   if (dir.window_clamp > 0)
     setsockopt(c.fd[src].get(), IPPROTO_TCP, TCP_WINDOW_CLAMP, &dir.window_clamp, sizeof(dir.window_clamp));
 }
@@ -168,10 +168,10 @@ void Engine::TickSpliced(Connection& c) {
   for (Side side : kSides) {
     int err = 0;
     Progress progress = TickDirection(c, side, &err);
-    if (progress == Progress::kBroken) return CloseSpliced(c, "reset", true, err);
+    if (progress == Progress::kBroken) return CloseSpliced(c, CloseReason::kReset, true, err);
     waiting |= progress == Progress::kWaiting;
   }
-  if (c.dir[kClient].shut && c.dir[kUpstream].shut) return CloseSpliced(c, "eof", false, 0);
+  if (c.dir[kClient].shut && c.dir[kUpstream].shut) return CloseSpliced(c, CloseReason::kEof, false, 0);
   c.ticking = waiting;
   if (waiting)
     ticking_.insert(c.id);
@@ -196,7 +196,7 @@ Engine::Progress Engine::TickDirection(Connection& c, Side src, int* err) {
     return Progress::kWaiting;
   // Only now: an early SHUT_WR would make the psock sender drop what is left (EPIPE).
   shutdown(c.fd[dst].get(), SHUT_WR);
-  if (dir.paused) stats_.paused.Sub();
+  if (dir.paused) c.stats->paused.Sub();
   dir.paused = false;
   dir.shut = true;
   return Progress::kDone;
@@ -237,6 +237,9 @@ int Engine::RelayPassedBytes(Connection& c, Side src) {
     dir.batch_sent += static_cast<size_t>(sent);
   }
   dir.user_relayed += dir.batch.size();
+  PausedBytesTo(*c.stats, Other(src)).Add(dir.batch.size());
+  // The verdict never saw the bytes of a direction outside the kernel path.
+  if (dir.outside_kernel) BytesTo(*c.stats, Other(src)).Add(dir.batch.size());
   if (!dir.outside_kernel) {
     maps_->PublishRelayed(c.cookie[src], dir.user_relayed);
     dir.published = true;
@@ -308,18 +311,21 @@ bool Engine::SweepSpliced(Connection& c, uint64_t now) {
   return c.idle_timeout_ms && now > last && now - last > c.idle_timeout_ms * 1000000ull;
 }
 
-void Engine::CloseSpliced(Connection& c, const char* reason, bool reset, int err) {
+uint64_t Engine::UserSpaceBytes(const Connection& c, Side src) {
+  return c.dir[src].user_relayed + c.relayed_before[src];
+}
+
+void Engine::CloseSpliced(Connection& c, CloseReason reason, bool reset, int err) {
   uint64_t bytes[2] = {0, 0};
   // No sockhash deletes: closing a socket unlinks it from every sockmap
   // (sock_map_close), which saves four bpf() calls per connection.
   for (Side side : kSides) {
     conn entry{};
     if (maps_->TakeConn(c.cookie[side], &entry) == 0) bytes[side] = entry.redirected;
-    bytes[side] += c.dir[side].user_relayed + c.relayed_before[side];
-    if (c.dir[side].paused) stats_.paused.Sub();
+    bytes[side] += UserSpaceBytes(c, side);
+    if (c.dir[side].paused) c.stats->paused.Sub();
     if (c.dir[side].published) maps_->DeleteRelayed(c.cookie[side]);
     conn_by_cookie_.erase(c.cookie[side]);
   }
-  stats_.spliced.Sub();
   Finish(c, reason, reset, bytes[kClient], bytes[kUpstream], err);
 }

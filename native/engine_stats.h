@@ -1,22 +1,12 @@
-// The engine's statistics, defined once: the struct, the per-thread counters,
-// the sum over threads and the JS object (engine_binding.cc) are all generated
-// from BPFREDIR_ENGINE_STATS. A new counter is one line here and its field in
-// EngineStats of src/native/raw.ts.
+// The engine's totals, defined once: BPFREDIR_ENGINE_STATS generates the
+// struct, the sum over threads and the JS object (engine_binding.cc). They are
+// not counted separately: TotalOf derives each from the per-rule counters
+// (rule_stats.h), so they always agree with those. A new total is one line
+// here, its formula in TotalOf and its field in EngineStats of src/native/raw.ts.
 #pragma once
-#include <atomic>
 #include <cstdint>
 
-// A counter that one thread (its engine's) writes and any thread reads: a
-// relaxed load and store, never a locked read-modify-write on the hot path.
-class OwnedCounter {
- public:
-  void Add(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
-  void Sub(uint64_t n = 1) { value_.store(value_.load(std::memory_order_relaxed) - n, std::memory_order_relaxed); }
-  uint64_t Get() const { return value_.load(std::memory_order_relaxed); }
-
- private:
-  std::atomic<uint64_t> value_{0};
-};
+#include "rule_stats.h"
 
 // X(field, "jsName"): gauges say "now", the rest count since the engine started.
 #define BPFREDIR_ENGINE_STATS(X)                                                               \
@@ -31,12 +21,11 @@ class OwnedCounter {
   X(bulk_relayed, "bulkRelayed")    /* connections kept on the splice(2) relay as bulk flows */ \
   X(loops_refused, "loopsRefused")  /* our own upstream connections reset by the loop guard */
 
-#define BPFREDIR_STATS_VALUE(field, js_name) uint64_t field = 0;
-#define BPFREDIR_STATS_COUNTER(field, js_name) OwnedCounter field;
-
 struct EngineStats {
   uint64_t listeners = 0;  // the group's, not an engine's
+#define BPFREDIR_STATS_VALUE(field, js_name) uint64_t field = 0;
   BPFREDIR_ENGINE_STATS(BPFREDIR_STATS_VALUE)
+#undef BPFREDIR_STATS_VALUE
 
   void Add(const EngineStats& other) {
 #define BPFREDIR_STATS_ADD(field, js_name) field += other.field;
@@ -45,15 +34,5 @@ struct EngineStats {
   }
 };
 
-// One engine's live counters, written by its thread only.
-struct EngineCounters {
-  BPFREDIR_ENGINE_STATS(BPFREDIR_STATS_COUNTER)
-
-  EngineStats Read() const {
-    EngineStats stats;
-#define BPFREDIR_STATS_READ(field, js_name) stats.field = field.Get();
-    BPFREDIR_ENGINE_STATS(BPFREDIR_STATS_READ)
-#undef BPFREDIR_STATS_READ
-    return stats;
-  }
-};
+// The totals of the rules summed in `rules` (listeners left 0).
+EngineStats TotalOf(const RuleStats& rules);

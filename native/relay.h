@@ -30,6 +30,8 @@ class Pump {
   bool progressed() const { return progressed_; }
   bool more() const { return more_; }
   uint64_t bytes() const { return bytes_; }
+  // Moving bytes with splice(2) through its pipe (past copy_limit).
+  bool piped() const { return static_cast<bool>(pipe_read_); }
   // src is open and was read until it would block, and every byte read has
   // been written to dst: the sockets can be handed to the kernel path. Reading
   // until EAGAIN matters: an skb recv() took only part of stays queued, and the

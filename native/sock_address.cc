@@ -41,3 +41,10 @@ std::string FormatSockAddress(const sockaddr* addr) {
   }
   return "?";
 }
+
+std::string OriginalDestination(int accepted_fd) {
+  SockAddress local;
+  local.len = sizeof(local.storage);
+  if (getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local.storage), &local.len) != 0) return "";
+  return FormatSockAddress(local);
+}

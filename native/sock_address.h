@@ -21,3 +21,7 @@ bool ParseSockAddress(const std::string& host, uint16_t port, SockAddress* out);
 std::string FormatSockAddress(const sockaddr* addr);
 
 inline std::string FormatSockAddress(const SockAddress& addr) { return FormatSockAddress(addr.get()); }
+
+// The socket's own address, formatted; "" if getsockname fails. For an
+// accepted socket (no NAT) it is the destination the client dialled.
+std::string OriginalDestination(int accepted_fd);

@@ -97,7 +97,7 @@ export interface EngineEvent {
   message?: string;
 }
 
-/** The counters of BPFREDIR_ENGINE_STATS (native/engine_stats.h), summed over the engine threads. */
+/** BPFREDIR_ENGINE_STATS (native/engine_stats.h): totals over the engine threads, derived from the rule counters. */
 export interface EngineStats {
   listeners: number;
   connections: number; // open now
@@ -115,6 +115,74 @@ export interface EngineStats {
   loopsRefused: number;
   /** accepted, per engine thread. */
   acceptedByThread: number[];
+}
+
+/** The three ways the engine moves bytes (BPFREDIR_PATHS, native/rule_stats.h). */
+export type EnginePath =
+  | 'sockmap' // in the kernel: the sockmap verdict redirects them
+  | 'splice' // splice(2) through a pipe per direction
+  | 'copy'; // recv/send through a per-thread buffer
+
+/** How a connection ended (BPFREDIR_CLOSE_REASONS). */
+export type CloseReason = 'eof' | 'reset' | 'idle_timeout' | 'shutdown';
+/** Why an upstream connect failed, by errno (BPFREDIR_CONNECT_FAILURES). */
+export type ConnectFailure = 'refused' | 'timeout' | 'unreachable' | 'no_resources' | 'other';
+
+/** Prometheus-shaped: cumulative counts per upper bound `le` (seconds); the +Inf bucket is `count`. */
+export interface EngineHistogram {
+  le: readonly number[];
+  buckets: number[];
+  count: number;
+  /** Seconds. */
+  sum: number;
+}
+
+/** One rule's counters (BPFREDIR_RULE_COUNTERS, native/rule_stats.h), summed over the engine threads.
+ *  Counted since the engine started, also across listener changes; gauges say "now". */
+export interface EngineRuleStats {
+  ruleId: number;
+  accepted: number;
+  /** Gauge: upstream connect in progress. */
+  connecting: number;
+  loopsRefused: number;
+  /** Connections kept on the splice(2) relay as bulk flows. */
+  bulkFlows: number;
+  /** Bytes user space wrote to the peer that the sockmap verdict never saw (recv/send copy, splice(2), a direction
+   *  left outside the kernel path). The verdict's bytes are in the BPF map rule_stats: the two add up to every byte. */
+  bytesToUpstream: number;
+  bytesToClient: number;
+  /** Times a direction was paused by the in-flight budget. */
+  pauses: number;
+  /** Gauge: directions paused now. */
+  paused: number;
+  /** Bytes user space relayed while a direction was paused (the verdict counted them already, except for a
+   *  direction outside the kernel path). */
+  pausedBytesToUpstream: number;
+  pausedBytesToClient: number;
+  closed: Record<CloseReason, number>;
+  connectFailed: Record<ConnectFailure, number>;
+  /** Gauge: open connections by the path their bytes take now. */
+  active: Record<EnginePath, number>;
+  /** Accept to upstream connected. */
+  connectSeconds: EngineHistogram;
+  /** Accept to close. */
+  durationSeconds: EngineHistogram;
+}
+
+/** One open connection (engine.connections()). */
+export interface EngineConnection {
+  connId: number;
+  ruleId: number;
+  client: string;
+  /** getsockname() of the accepted socket: where the client connected to. */
+  originalDestination: string;
+  upstream: string;
+  /** Absent while the upstream connect is in progress. */
+  datapath?: EnginePath;
+  /** Sockmap path: the verdict's count plus what user space relayed, read when listed (a map lookup per side). */
+  bytesToUpstream: number;
+  bytesToClient: number;
+  ageMs: number;
 }
 
 export interface EngineOptions {
@@ -137,6 +205,10 @@ export interface RawEngine {
   /** Stop accepting on this listener and close its socket; connections go on. */
   removeListener(id: number): void;
   stats(): EngineStats;
+  /** Counters per rule id that ever had a listener on this engine, in id order; read from every thread, no locks. */
+  ruleStats(): EngineRuleStats[];
+  /** The open connections, each engine thread listing its own; [] once closed. */
+  connections(): Promise<EngineConnection[]>;
   /** Stop accepting, close every connection and the thread. Resolves when done. */
   close(): Promise<void>;
 }
@@ -159,6 +231,8 @@ export interface RawBinding {
   mapLookupPercpu(fd: number, key: Buffer, valueSize: number): Buffer[] | null;
   /** All keys of a map. */
   mapKeys(fd: number, keySize: number): Buffer[];
+  /** What the kernel says of a map (bpf_obj_get_info_by_fd). */
+  mapInfo(fd: number): { name: string; keySize: number; valueSize: number; maxEntries: number };
   /** Update many entries: keys and values packed back to back. Falls back to a loop
    *  where BPF_MAP_UPDATE_BATCH is not supported (LPM trie). */
   mapUpdateMany(fd: number, keys: Buffer, values: Buffer, keySize: number, valueSize: number): void;

@@ -76,6 +76,12 @@ export function fakeNative(options: FakeOptions = {}) {
     stats(): EngineStats {
       return idleEngineStats();
     }
+    ruleStats() {
+      return [];
+    }
+    async connections() {
+      return [];
+    }
     async close() {
       calls.push('engine.close');
     }
@@ -91,6 +97,7 @@ export function fakeNative(options: FakeOptions = {}) {
     mapLookup: (fd, key) => maps.get(fd)!.get(key.toString('hex')) ?? null,
     mapLookupPercpu: () => null,
     mapKeys: (fd) => [...maps.get(fd)!.keys()].map((k) => Buffer.from(k, 'hex')),
+    mapInfo: (fd) => ({ name: nameOf(fd), keySize: 4, valueSize: 4, maxEntries: 1024 }),
     mapUpdateMany: (fd, keys, _values, keySize) => void calls.push(`mapUpdateMany ${nameOf(fd)} ${keys.length / keySize}`),
     sockmapUpdate: (fd, key, socketFd) => void calls.push(`sockmapUpdate ${nameOf(fd)} ${key.readUInt32LE(0)} fd ${socketFd}`),
     openFdCount: () => 0,
