@@ -23,7 +23,10 @@ import { logEngineEvent } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
   loadNative,
+  type EngineConnection,
+  type EngineRuleStats,
   type EngineStats,
+  type FeatureProbe,
   type ListenerHandle,
   type RawBinding,
   type RawBpfObject,
@@ -73,14 +76,33 @@ export interface ApplyReport {
   restartNeeded: string[];
 }
 
+/** A kernel map's fill: entries in use now against its capacity. */
+export interface MapUsage {
+  map: string;
+  entries: number;
+  capacity: number;
+}
+
 export interface Daemon {
   /** The config running now: the settings it started with, the rules of the last apply. */
   readonly config: Config;
   readonly decision: DatapathDecision;
+  /** What the start-up probe found; undefined when nothing needed probing (userspace, no steering). */
+  readonly features: FeatureProbe | undefined;
+  /** Engine threads running. */
+  readonly threads: number;
   readonly netnsInode: bigint;
   readonly listeners: readonly DaemonListener[];
   readonly ruleIds: ReadonlyMap<string, number>;
+  /** The name a rule id had (also for rules removed since: their connections may still be open). */
+  ruleName(id: number): string | undefined;
   stats(): EngineStats;
+  /** The engine's counters per rule id, summed over its threads. */
+  ruleStats(): EngineRuleStats[];
+  /** The open connections of every engine thread. */
+  connections(): Promise<EngineConnection[]>;
+  /** The kernel maps that fill up as rules and connections grow (empty without BPF). */
+  mapUsage(): MapUsage[];
   /**
    * Make the running rules those of `next`, as a diff. All or nothing: if it throws
    * (a port in use, a map full, steering unavailable), the running rules are as before.
@@ -187,6 +209,9 @@ class RunningDaemon implements Daemon {
     /** Taken before anything is loaded when the first config steers. */
     private lock: NetnsLock | undefined,
     settings: Config,
+    readonly threads: number,
+    private readonly probe: () => FeatureProbe,
+    private probed: FeatureProbe | undefined,
   ) {
     this.config = { ...settings, rules: [...EMPTY_RULES] };
   }
@@ -203,8 +228,42 @@ class RunningDaemon implements Daemon {
     return this.object?.mapFd(MAPS.ruleStats);
   }
 
+  get features(): FeatureProbe | undefined {
+    return this.probed;
+  }
+
+  ruleName(id: number): string | undefined {
+    return this.names.get(id);
+  }
+
   stats(): EngineStats {
     return this.engine.stats();
+  }
+
+  ruleStats(): EngineRuleStats[] {
+    return this.engine.ruleStats();
+  }
+
+  connections(): Promise<EngineConnection[]> {
+    return this.engine.connections();
+  }
+
+  mapUsage(): MapUsage[] {
+    const object = this.object;
+    if (!object) return [];
+    const capacity = (map: string) => this.native.mapInfo(object.mapFd(map)).maxEntries;
+    const usage: MapUsage[] = [];
+    if (this.steeringState) {
+      const steering = [...this.byName.values()].filter((l) => l.rule.kind === 'steer').length;
+      usage.push({ map: MAPS.bindings, entries: this.steeringState.steering.entries, capacity: capacity(MAPS.bindings) });
+      usage.push({ map: MAPS.steerSockets, entries: steering, capacity: capacity(MAPS.steerSockets) });
+    }
+    if (this.decision.relay === 'splice') {
+      // Two sockets per connection in the kernel path, one conns entry each.
+      const inKernel = this.ruleStats().reduce((sum, r) => sum + r.active.sockmap, 0);
+      usage.push({ map: MAPS.conns, entries: 2 * inKernel, capacity: capacity(MAPS.conns) });
+    }
+    return usage;
   }
 
   async apply(next: Config): Promise<ApplyReport> {
@@ -303,8 +362,7 @@ class RunningDaemon implements Daemon {
   private async ensureSteering(next: Config): Promise<void> {
     if (this.steeringState) return;
     if (!this.decision.steering) {
-      const probe = () => withCapabilities(this.native.probeFeatures(), this.options.capabilities ?? effectiveCapabilities());
-      chooseDatapath('userspace', next.rules, probe); // throws, naming the rule, when sk_lookup is unavailable
+      chooseDatapath('userspace', next.rules, () => (this.probed ??= this.probe())); // throws, naming the rule, when sk_lookup is unavailable
     }
     const steps = new UndoStack(this.options.logger ?? silentLogger);
     try {
@@ -413,7 +471,9 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const logger = options.logger ?? silentLogger;
   const native = options.native ?? loadNative();
   const capabilities = options.capabilities ?? effectiveCapabilities();
-  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => withCapabilities(native.probeFeatures(), capabilities));
+  const probe = () => withCapabilities(native.probeFeatures(), capabilities);
+  let probed: FeatureProbe | undefined;
+  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => (probed = probe()));
   if (decision.fallbackReason) logger.warn(decision.fallbackReason);
 
   const netnsInode = native.netnsInode();
@@ -429,6 +489,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
       object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
     }
     const names = new Map<number, string>();
+    const threads = engineThreads(config.threads);
     const engine: RawEngine = new native.Engine({
       maps:
         decision.relay === 'splice' && object
@@ -441,12 +502,12 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
             }
           : undefined,
       connectionEvents: options.connectionEvents ?? true,
-      threads: engineThreads(config.threads),
+      threads,
       onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, names)),
     });
     undo.push('close engine', () => engine.close());
 
-    const daemon = new RunningDaemon(native, engine, object, decision, netnsInode, undo, { ...options, capabilities }, names, lock, config);
+    const daemon = new RunningDaemon(native, engine, object, decision, netnsInode, undo, { ...options, capabilities }, names, lock, config, threads, probe, probed);
     await daemon.apply(config);
     internals.set(daemon, { native, ruleStatsFd: () => daemon.ruleStatsFd() });
     return daemon;

@@ -40,3 +40,11 @@ export function chooseDatapath(choice: DatapathChoice, rules: readonly Rule[], p
   }
   return { relay: 'userspace', steering, fallbackReason: `in-kernel splice unavailable (${why}); using the user-space relay` };
 }
+
+/** One line for `status`: the datapath new connections use, and why that one. */
+export function describeDecision(decision: DatapathDecision, choice: DatapathChoice, bulkFlows: 'relay' | 'kernel'): string {
+  if (decision.fallbackReason) return decision.fallbackReason;
+  if (decision.relay === 'userspace') return `--datapath ${choice}: recv/send copy, then splice(2) through pipes`;
+  const bulk = bulkFlows === 'relay' ? 'bulk flows on splice(2), the rest' : 'then';
+  return `${choice}: the kernel has the sockmap verdict; connections start on recv/send copy, ${bulk} into the sockmap`;
+}

@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'ERR_BPFREDIR_KERNEL' // the kernel lacks a feature or refused the BPF object
   | 'ERR_BPFREDIR_PORT_IN_USE' // a listen address is taken
   | 'ERR_BPFREDIR_ALREADY_RUNNING' // another bpfredir owns this network namespace
+  | 'ERR_BPFREDIR_NOT_RUNNING' // no bpfredir answers on this network namespace's admin socket
   | 'ERR_BPFREDIR_RUNTIME'; // anything else that failed while running
 
 export class BpfredirError extends Error {

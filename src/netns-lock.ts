@@ -10,42 +10,16 @@
  * the removed file and lock it; so after locking, the path must still name the
  * file that was locked, else the lock is worthless and the opener tries again.
  */
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, mkdirSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
-import { BpfredirError, errnoCode, errorMessage } from './errors.js';
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readFileSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { BpfredirError, errnoCode } from './errors.js';
 import type { RawBinding } from './native/index.js';
+import { checkRunDir, DEFAULT_RUN_DIR, netnsRunFile } from './run-dir.js';
 
-export const DEFAULT_RUN_DIR = '/run/bpfredir';
+export { DEFAULT_RUN_DIR };
 
 export interface NetnsLock {
   readonly path: string;
   release(): void;
-}
-
-const privileges = (message: string, cause?: unknown) => new BpfredirError('ERR_BPFREDIR_PRIVILEGES', message, { cause });
-
-/** runDir exists, is a real directory, and nobody but its owner (root or us) can write in it. */
-function checkRunDir(runDir: string): void {
-  try {
-    mkdirSync(runDir, { recursive: true, mode: 0o700 });
-  } catch (err) {
-    if (errnoCode(err) === 'EACCES' || errnoCode(err) === 'EPERM') {
-      throw privileges(
-        `cannot create ${runDir} (${errnoCode(err)}); create it for the user bpfredir runs as (mode 0700; systemd: RuntimeDirectory=bpfredir) or pass --run-dir`,
-        err,
-      );
-    }
-    throw new BpfredirError('ERR_BPFREDIR_RUNTIME', `cannot create ${runDir}: ${errorMessage(err)}`, { cause: err });
-  }
-  const st = lstatSync(runDir);
-  const uid = process.geteuid?.() ?? 0;
-  if (!st.isDirectory()) throw privileges(`${runDir} is not a directory; remove it or pass --run-dir`);
-  if (st.uid !== 0 && st.uid !== uid) {
-    throw privileges(`${runDir} belongs to uid ${st.uid}, who could hold bpfredir's lock; chown it to root or to uid ${uid}`);
-  }
-  if (st.mode & 0o022) {
-    const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
-    throw privileges(`${runDir} is writable by other users (mode ${mode}), who could hold bpfredir's lock; chmod 0700 ${runDir}`);
-  }
 }
 
 /** Whoever holds the lock wrote its pid into the file. */
@@ -84,7 +58,7 @@ function lockFile(native: Pick<RawBinding, 'tryLock'>, path: string): number | u
 
 export function lockNetns(native: Pick<RawBinding, 'tryLock'>, netnsInode: bigint, runDir = DEFAULT_RUN_DIR): NetnsLock {
   checkRunDir(runDir);
-  const path = `${runDir}/netns-${netnsInode}.lock`;
+  const path = netnsRunFile(runDir, netnsInode, 'lock');
   const fd = lockFile(native, path);
   if (fd === undefined) {
     throw new BpfredirError(

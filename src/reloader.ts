@@ -6,7 +6,7 @@
  */
 import type { Config } from './config/types.js';
 import type { ApplyReport, Daemon } from './daemon.js';
-import { BpfredirError, errorMessage } from './errors.js';
+import { BpfredirError, errorMessage, type ErrorCode } from './errors.js';
 import type { Logger } from './log.js';
 
 export interface ReloadOutcome {
@@ -15,6 +15,8 @@ export interface ReloadOutcome {
   trigger: string;
   /** Every problem, one line each (invalid config, bind failure). */
   errors?: readonly string[];
+  /** The failure's stable code (a config error is ERR_BPFREDIR_CONFIG, as in `check`). */
+  code?: ErrorCode;
   report?: ApplyReport;
 }
 
@@ -73,7 +75,7 @@ export class Reloader {
       for (const setting of report.restartNeeded) this.logger.warn(`reload: ${setting} takes effect only after a restart; the running value stays`);
     } catch (err) {
       const errors = err instanceof BpfredirError ? err.problems : [errorMessage(err)];
-      outcome = { ok: false, at, trigger, errors };
+      outcome = { ok: false, at, trigger, errors, ...(err instanceof BpfredirError && { code: err.code }) };
       this.stats.failed++;
       for (const line of errors) this.logger.error(`reload rejected, the running rules stay: ${line}`, { trigger });
     }

@@ -39,6 +39,8 @@ type Entries = Map<string, Buffer>;
 
 export class Steering {
   private written: Entries | undefined;
+  /** Bindings in the trie after the last apply that completed. */
+  entries = 0;
 
   constructor(
     private readonly ops: MapOps,
@@ -87,6 +89,7 @@ export class Steering {
     for (const key of stale.sort(byGenerality)) this.ops.mapDelete(this.maps.bindings, key);
     this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask));
     this.written = desired;
+    this.entries = desired.size;
     const unchanged = desired.size - toWrite.length;
     return { added: toWrite.length - changed, changed, removed: stale.length, unchanged };
   }

@@ -1,16 +1,28 @@
-/** Options shared by the commands that start a daemon. */
+/** Options shared by the commands that start a daemon, and by those that ask one. */
 import type { Argv } from 'yargs';
 import type { DatapathChoice } from '../config/types.js';
 import { DEFAULT_RUN_DIR } from '../netns-lock.js';
 import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 
 export interface ServeArgs {
+  'admin-socket'?: string;
   datapath?: DatapathChoice;
   drain: string;
   'run-dir': string;
   'log-format': LogFormat;
   'log-level': LogLevel;
 }
+
+const RUN_DIR_OPTION = {
+  type: 'string',
+  default: DEFAULT_RUN_DIR,
+  describe: 'directory of the per-netns lock and admin socket (mode 0700, root or this user only)',
+} as const;
+
+const ADMIN_SOCKET_OPTION = {
+  type: 'string',
+  describe: 'unix socket of status, rules, conns and reload (default <run-dir>/netns-<inode>.sock, one per network namespace)',
+} as const;
 
 export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
   return yargs
@@ -23,11 +35,8 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
       default: '10s',
       describe: 'on SIGTERM/SIGINT, let open connections finish this long, then reset the rest (a second signal skips the wait)',
     })
-    .option('run-dir', {
-      type: 'string',
-      default: DEFAULT_RUN_DIR,
-      describe: 'directory for the per-netns lock (mode 0700, root or this user only)',
-    })
+    .option('run-dir', RUN_DIR_OPTION)
+    .option('admin-socket', ADMIN_SOCKET_OPTION)
     .option('log-format', {
       choices: ['text', 'json'] as const,
       default: 'text' as const,
@@ -38,4 +47,18 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
       default: 'info' as LogLevel,
       describe: 'info: a line per connection event; warn: problems only',
     }) as Argv<T & ServeArgs>;
+}
+
+export interface AdminArgs {
+  'run-dir': string;
+  'admin-socket'?: string;
+  json: boolean;
+}
+
+export function withAdminOptions<T>(yargs: Argv<T>): Argv<T & AdminArgs> {
+  return yargs.option('run-dir', RUN_DIR_OPTION).option('admin-socket', ADMIN_SOCKET_OPTION).option('json', {
+    type: 'boolean',
+    default: false,
+    describe: 'print the answer as JSON',
+  }) as Argv<T & AdminArgs>;
 }

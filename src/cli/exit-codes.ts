@@ -6,6 +6,7 @@ export const EXIT = {
   runtime: 1,
   usage: 2,
   privileges: 3,
+  notRunning: 4,
 } as const;
 
 export const EXIT_CODES_HELP = [
@@ -14,6 +15,7 @@ export const EXIT_CODES_HELP = [
   '  1  runtime failure (port in use, another bpfredir in this netns, ...)',
   '  2  usage or config error',
   '  3  missing privileges or kernel feature',
+  '  4  status, rules, conns, reload: no bpfredir is running in this network namespace',
 ].join('\n');
 
 export function exitCodeFor(code: ErrorCode | undefined): number {
@@ -24,6 +26,8 @@ export function exitCodeFor(code: ErrorCode | undefined): number {
     case 'ERR_BPFREDIR_PRIVILEGES':
     case 'ERR_BPFREDIR_KERNEL':
       return EXIT.privileges;
+    case 'ERR_BPFREDIR_NOT_RUNNING':
+      return EXIT.notRunning;
     default:
       return EXIT.runtime;
   }

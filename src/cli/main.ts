@@ -1,17 +1,18 @@
 #!/usr/bin/env node
 /** The bpfredir command. The only place that calls process.exit. */
-import { readFileSync } from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { BpfredirError, errorMessage, type ErrorCode } from '../errors.js';
 import { createLogger } from '../log.js';
 import { checkCommand } from './check.js';
+import { connsCommand } from './conns.js';
 import { EXIT, EXIT_CODES_HELP, exitCodeFor } from './exit-codes.js';
 import { forwardCommand } from './forward.js';
+import { reloadCommand } from './reload.js';
+import { rulesCommand } from './rules.js';
 import { runCommand } from './run.js';
-
-const packageJson = new URL('../../../package.json', import.meta.url);
-const { version } = JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string };
+import { statusCommand } from './status.js';
+import { VERSION } from '../version.js';
 
 /** Read from argv itself: the error may be that yargs could not parse the rest. */
 function wantsJsonLog(argv: string[]): boolean {
@@ -42,9 +43,13 @@ async function main(argv: string[]): Promise<number> {
       .command(runCommand)
       .command(forwardCommand)
       .command(checkCommand)
-      .demandCommand(1, 'name a command: run, forward or check')
+      .command(statusCommand)
+      .command(rulesCommand)
+      .command(connsCommand)
+      .command(reloadCommand)
+      .demandCommand(1, 'name a command: run, forward, check, status, rules, conns or reload')
       .strict()
-      .version(version)
+      .version(VERSION)
       .help()
       .alias('help', 'h')
       .epilog(EXIT_CODES_HELP)

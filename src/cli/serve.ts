@@ -8,12 +8,16 @@ import type { Config } from '../config/types.js';
 import { parseDuration } from '../config/units.js';
 import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
-import { BpfredirError } from '../errors.js';
+import { BpfredirError, errorMessage, isBpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { loadConfigFile } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
 import { Reloader } from '../reloader.js';
+import { startAdminServer, type AdminServer } from '../admin/server.js';
+import { daemonSource } from '../admin/daemon-source.js';
+import { adminSocketPath } from '../admin/socket-path.js';
+import type { Logger } from '../log.js';
 import type { ServeArgs } from './common-options.js';
 
 /** The start line stays one readable line even with thousands of rules. */
@@ -67,6 +71,20 @@ function signalPromise(): [Promise<NodeJS.Signals>, (signal: NodeJS.Signals) => 
   return [promise, resolve];
 }
 
+/**
+ * The admin socket. One bpfredir per netns steers (it holds the lock), but several `forward`
+ * one-liners may share a netns: the second finds the default path taken and runs without one.
+ */
+async function openAdminSocket(path: string, explicit: boolean, steering: boolean, open: () => Promise<AdminServer>, logger: Logger): Promise<AdminServer | undefined> {
+  try {
+    return await open();
+  } catch (err) {
+    if (explicit || steering || !isBpfredirError(err) || err.code !== 'ERR_BPFREDIR_ALREADY_RUNNING') throw err;
+    logger.warn(`admin socket ${path}: ${errorMessage(err)}; this bpfredir has none (pass --admin-socket PATH for one)`);
+    return undefined;
+  }
+}
+
 /** configFile: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
 export async function serve(config: Config, args: ServeArgs, configFile?: string): Promise<void> {
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
@@ -74,7 +92,9 @@ export async function serve(config: Config, args: ServeArgs, configFile?: string
   const signals = stopSignals(); // listen before starting: a signal during start still stops us
   let reloader: Reloader | undefined;
   let watch: ConfigWatch | undefined;
+  let admin: AdminServer | undefined;
   let stopping = false;
+  const startedAt = new Date();
   const onHangup = () => {
     if (!configFile) logger.warn('SIGHUP: nothing to reload (forward has no config file)');
     else if (stopping) logger.warn('SIGHUP: stopping; not reloading');
@@ -94,6 +114,14 @@ export async function serve(config: Config, args: ServeArgs, configFile?: string
       const reloads = (reloader = new Reloader(daemon, () => loadConfigFile(configFile), logger));
       watch = watchConfig(configFile, () => void reloads.reload('file change'));
     }
+    const socketPath = args['admin-socket'] ?? adminSocketPath(args['run-dir'], daemon.netnsInode);
+    const source = daemonSource({ daemon, reloader, startedAt });
+    try {
+      admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, source, logger), logger);
+    } catch (err) {
+      await daemon.stop();
+      throw err;
+    }
     process.stdout.write(`${args['log-format'] === 'json' ? startupRecord(daemon) : startupLine(daemon)}\n`);
     const signal = await signals.first;
     stopping = true;
@@ -104,6 +132,7 @@ export async function serve(config: Config, args: ServeArgs, configFile?: string
     const { drained, reset } = await daemon.drain(drainFor, skip);
     logger.info('stopped', { drained, reset });
   } finally {
+    await admin?.close();
     watch?.close();
     signals.release();
     process.off('SIGHUP', onHangup);

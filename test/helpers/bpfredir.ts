@@ -5,11 +5,12 @@
  *   await proxy.waitForLog((l) => l.msg === 'closed');   // JSON log lines on stderr
  *   proxy.pid; proxy.logs;                                // for CPU / fd checks
  *   const code = await proxy.stop();                      // SIGTERM, resolves the exit code
+ *   await runCli(ns, ['status', '--json']);               // a short command: {status, stdout, stderr}
  *
  * Always starts with --log-format json and resolves once the start-up line
  * ("bpfredir: ...") is on stdout; rejects with the stderr text if it exits first.
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Netns } from './netns.js';
 
@@ -102,6 +103,25 @@ export function startBpfredir(ns: Netns, args: string[], timeoutMs = 15_000): Pr
           return exited;
         },
       });
+    });
+  });
+}
+
+export interface CliResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one short bpfredir command (status, check, ...) to its end inside ns. Not spawnSync:
+ * this process must keep reading the daemon's log pipe meanwhile.
+ */
+export function runCli(ns: Netns, args: string[], timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve) => {
+    execFile('ip', ['netns', 'exec', ns.name, process.execPath, cliPath, ...args], { encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) => {
+      const code = (err as { code?: unknown } | null)?.code;
+      resolve({ status: err ? (typeof code === 'number' ? code : null) : 0, stdout, stderr });
     });
   });
 }

@@ -37,7 +37,7 @@ test('a run directory other users can write to is refused: they could take the l
   chmodSync(dir, 0o1777);
   assert.throws(() => lockNetns(native, 42n, dir), {
     code: 'ERR_BPFREDIR_PRIVILEGES',
-    message: `${dir} is writable by other users (mode 1777), who could hold bpfredir's lock; chmod 0700 ${dir}`,
+    message: `${dir} is writable by other users (mode 1777), who could take bpfredir's lock or admin socket; chmod 0700 ${dir}`,
   });
 });
 
