@@ -6,6 +6,7 @@ import { LOG_LEVELS, type LogFormat, type LogLevel } from '../log.js';
 
 export interface ServeArgs {
   'admin-socket'?: string;
+  'metrics-listen'?: string;
   datapath?: DatapathChoice;
   drain: string;
   'run-dir': string;
@@ -37,6 +38,10 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
     })
     .option('run-dir', RUN_DIR_OPTION)
     .option('admin-socket', ADMIN_SOCKET_OPTION)
+    .option('metrics-listen', {
+      type: 'string',
+      describe: 'serve /metrics (Prometheus), /healthz and /readyz on ADDR:PORT, e.g. 127.0.0.1:9477 (overrides the config\'s metrics:)',
+    })
     .option('log-format', {
       choices: ['text', 'json'] as const,
       default: 'text' as const,

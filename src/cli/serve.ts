@@ -8,7 +8,7 @@ import type { Config } from '../config/types.js';
 import { parseDuration } from '../config/units.js';
 import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
-import { BpfredirError, errorMessage, isBpfredirError } from '../errors.js';
+import { BpfredirError, isBpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
 import { loadConfigFile } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
@@ -18,25 +18,31 @@ import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { daemonSource } from '../admin/daemon-source.js';
 import { adminSocketPath } from '../admin/socket-path.js';
 import type { Logger } from '../log.js';
+import { metricsAddress } from '../config/validate.js';
+import { daemonMetricsSources } from '../metrics/daemon-sources.js';
+import { createExporter } from '../metrics/exporter.js';
+import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import type { ServeArgs } from './common-options.js';
 
 /** The start line stays one readable line even with thousands of rules. */
 const SHOWN_LISTENERS = 4;
 
-export function startupLine(daemon: Daemon): string {
+export function startupLine(daemon: Daemon, metrics?: string): string {
   const count = daemon.config.rules.length;
   const steering = daemon.decision.steering ? ` (sk_lookup on netns ${daemon.netnsInode})` : '';
   const all = daemon.listeners.map((l) => (l.steering ? `${l.rule} via ${l.address}` : l.address));
   const listening = all.slice(0, SHOWN_LISTENERS).join(', ') + (all.length > SHOWN_LISTENERS ? `, … (${all.length - SHOWN_LISTENERS} more)` : '');
-  return `bpfredir: ${count} rule${count === 1 ? '' : 's'}, datapath ${daemon.decision.relay}${steering}, listening ${listening}`;
+  const scrape = metrics ? `, metrics on http://${metrics}/metrics` : '';
+  return `bpfredir: ${count} rule${count === 1 ? '' : 's'}, datapath ${daemon.decision.relay}${steering}, listening ${listening}${scrape}`;
 }
 
 /** The start line as JSON for collectors; `msg` is the text line. */
-export function startupRecord(daemon: Daemon, now = new Date()): string {
+export function startupRecord(daemon: Daemon, metrics?: string, now = new Date()): string {
   return JSON.stringify({
     time: now.toISOString(),
     level: 'info',
-    msg: startupLine(daemon),
+    msg: startupLine(daemon, metrics),
+    ...(metrics && { metrics }),
     rules: daemon.config.rules.length,
     datapath: daemon.decision.relay,
     netns: daemon.netnsInode.toString(),
@@ -80,19 +86,32 @@ async function openAdminSocket(path: string, explicit: boolean, steering: boolea
     return await open();
   } catch (err) {
     if (explicit || steering || !isBpfredirError(err) || err.code !== 'ERR_BPFREDIR_ALREADY_RUNNING') throw err;
-    logger.warn(`admin socket ${path}: ${errorMessage(err)}; this bpfredir has none (pass --admin-socket PATH for one)`);
+    logger.warn(`admin socket ${path} is another bpfredir's; this one runs without one (pass --admin-socket PATH for one)`);
     return undefined;
   }
 }
 
+/** --metrics-listen wins over the config's `metrics:`, also in every reloaded config. */
+function metricsOverride(args: ServeArgs): (config: Config) => Config {
+  const flag = args['metrics-listen'];
+  if (flag === undefined) return (config) => config;
+  const parsed = metricsAddress(flag);
+  if (!parsed.ok) throw new BpfredirError('ERR_BPFREDIR_USAGE', `--metrics-listen: ${parsed.reason}`);
+  return (config) => ({ ...config, metricsListen: parsed.value });
+}
+
 /** configFile: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
-export async function serve(config: Config, args: ServeArgs, configFile?: string): Promise<void> {
+export async function serve(fromFile: Config, args: ServeArgs, configFile?: string): Promise<void> {
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
   const drainFor = drainMs(args.drain);
+  const withFlags = metricsOverride(args);
+  const config = withFlags(fromFile);
   const signals = stopSignals(); // listen before starting: a signal during start still stops us
   let reloader: Reloader | undefined;
   let watch: ConfigWatch | undefined;
   let admin: AdminServer | undefined;
+  let metrics: MetricsServer | undefined;
+  let ready = false;
   let stopping = false;
   const startedAt = new Date();
   const onHangup = () => {
@@ -111,18 +130,24 @@ export async function serve(config: Config, args: ServeArgs, configFile?: string
       runDir: args['run-dir'],
     });
     if (configFile) {
-      const reloads = (reloader = new Reloader(daemon, () => loadConfigFile(configFile), logger));
+      const reloads = (reloader = new Reloader(daemon, async () => withFlags(await loadConfigFile(configFile)), logger));
       watch = watchConfig(configFile, () => void reloads.reload('file change'));
     }
     const socketPath = args['admin-socket'] ?? adminSocketPath(args['run-dir'], daemon.netnsInode);
     const source = daemonSource({ daemon, reloader, startedAt });
     try {
       admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, source, logger), logger);
+      if (config.metricsListen) {
+        const exporter = createExporter(daemonMetricsSources(daemon, reloader));
+        const notReady = () => (stopping ? 'stopping' : ready ? undefined : 'starting');
+        metrics = await startMetricsServer({ listen: config.metricsListen, exporter, notReady, logger });
+      }
     } catch (err) {
       await daemon.stop();
       throw err;
     }
-    process.stdout.write(`${args['log-format'] === 'json' ? startupRecord(daemon) : startupLine(daemon)}\n`);
+    process.stdout.write(`${args['log-format'] === 'json' ? startupRecord(daemon, metrics?.address) : startupLine(daemon, metrics?.address)}\n`);
+    ready = true;
     const signal = await signals.first;
     stopping = true;
     watch?.close();
@@ -132,6 +157,7 @@ export async function serve(config: Config, args: ServeArgs, configFile?: string
     const { drained, reset } = await daemon.drain(drainFor, skip);
     logger.info('stopped', { drained, reset });
   } finally {
+    await metrics?.close();
     await admin?.close();
     watch?.close();
     signals.release();

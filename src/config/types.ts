@@ -50,6 +50,8 @@ export interface Config {
   spliceAfterBytes: number;
   /** Where a flow that carried spliceAfterBytes within 10 ms goes: the splice(2) relay or the kernel. */
   bulkFlows: BulkFlows;
+  /** Where /metrics, /healthz and /readyz listen (`metrics:`, --metrics-listen); none by default. */
+  metricsListen?: Endpoint;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;

@@ -14,7 +14,7 @@ import { DEFAULTS, MAX_ENGINE_THREADS, type BulkFlows, type Config, type Datapat
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'metrics', 'rules'] as const;
 const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
@@ -119,6 +119,12 @@ const oneOf =
   <T extends string>(allowed: readonly T[]) =>
   (v: unknown): Parsed<T> =>
     allowed.includes(v as T) ? { ok: true, value: v as T } : { ok: false, reason: `'${v}' is not one of ${allowed.join(', ')}` };
+
+/** Where /metrics, /healthz and /readyz listen: an address and a port, like listen:. */
+export const metricsAddress = (v: unknown): Parsed<Endpoint> => {
+  const parsed = parseEndpoint(v);
+  return parsed.ok ? parsed : { ok: false, reason: parsed.reason.replace(/write e\.g\. .*/, 'write e.g. 127.0.0.1:9477 or [::]:9477') };
+};
 
 const protocol = (v: unknown): Parsed<'tcp'> => {
   if (v === 'tcp') return { ok: true, value: 'tcp' };
@@ -233,6 +239,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const sndbufBytes = field(entries, 'sndbuf', '', problems, sizeUpTo(MAX_SNDBUF, '4MiB, or 0 to autotune'), DEFAULTS.sndbufBytes);
   const spliceAfterBytes = field(entries, 'splice_after', '', problems, sizeUpTo(MAX_SPLICE_AFTER, '64KiB, or 0 to splice at once'), DEFAULTS.spliceAfterBytes);
   const bulkFlows = field(entries, 'bulk_flows', '', problems, oneOf(BULK_FLOWS), DEFAULTS.bulkFlows);
+  const metricsListen = field(entries, 'metrics', '', problems, metricsAddress, undefined);
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
@@ -256,5 +263,5 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, rules, source: file };
+  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, ...(metricsListen && { metricsListen }), rules, source: file };
 }

@@ -3,6 +3,7 @@
  * matched by name. Pure; the daemon carries it out (docs/ARCHITECTURE.md, Reload).
  */
 import type { Config, Endpoint, Rule } from '../config/types.js';
+import { formatEndpoint } from '../config/fields.js';
 
 export interface RuleDiff {
   added: Rule[];
@@ -57,5 +58,7 @@ export function diffRules(running: Config, next: Config): RuleDiff {
   for (const key of RESTART_SETTINGS) {
     if (running[key] !== next[key]) diff.restartNeeded.push(`${SETTING_NAMES[key]}: ${running[key]} → ${next[key]}`);
   }
+  const metrics = (c: Config) => (c.metricsListen ? formatEndpoint(c.metricsListen) : 'none');
+  if (metrics(running) !== metrics(next)) diff.restartNeeded.push(`metrics: ${metrics(running)} → ${metrics(next)}`);
   return diff;
 }

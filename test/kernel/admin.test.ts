@@ -123,7 +123,7 @@ describe('admin socket', { skip }, () => {
     const first = await startBpfredir(ns, ['forward', '127.0.0.1:7410', `127.0.1.1:${named.port}`, '--run-dir', runDir]);
     const second = await startBpfredir(ns, ['forward', '127.0.0.1:7411', `127.0.1.1:${named.port}`, '--run-dir', runDir]);
     try {
-      await second.waitForLog((l) => /^admin socket .*another bpfredir answers on .*this bpfredir has none/.test(l.msg));
+      await second.waitForLog((l) => /^admin socket .* is another bpfredir's; this one runs without one \(pass --admin-socket PATH for one\)$/.test(l.msg));
       assert.equal((await json(['status'])).pid, first.pid);
       const reload = await runCli(ns, ['reload', '--run-dir', runDir]);
       assert.equal(reload.status, 2);
