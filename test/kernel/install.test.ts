@@ -1,7 +1,8 @@
 /**
  * make install and make uninstall, staged under a temporary DESTDIR: the installed bpfredir
  * runs from any directory (it finds package.json, its addon and the BPF object relative to
- * itself), every `bpfredir` command in the README runs as written with it on the PATH, and
+ * itself), every `bpfredir` command in the README runs as written with it on the PATH (those
+ * that ask a running bpfredir while the tour's config is served), and
  * uninstall leaves no file behind.
  */
 import assert from 'node:assert/strict';
@@ -124,7 +125,42 @@ test('every bpfredir command in the README runs as written after the install ste
   const cwd = join(destdir, 'elsewhere');
   mkdirSync(cwd);
   const env = { ...process.env, PATH: `${join(bin, '..')}:${process.env.PATH ?? '/usr/bin:/bin'}` };
-  for (const { line, config: named } of commands) {
-    await runAsWritten(ns, named ? line.replace(named, config) : line, env, cwd);
+  // status, rules, conns and reload ask a running bpfredir: the tour's config serves meanwhile.
+  let serving: Served | undefined;
+  try {
+    for (const { line, config: named } of commands) {
+      if (ASKS_DAEMON.test(line)) serving ??= await serveInBackground(ns, `bpfredir run --config ${config}`, env, cwd);
+      await runAsWritten(ns, named ? line.replace(named, config) : line, env, cwd);
+    }
+  } finally {
+    await serving?.stop();
   }
 });
+
+const ASKS_DAEMON = /^bpfredir (status|rules|conns|reload)\b/;
+
+interface Served {
+  stop(): Promise<void>;
+}
+
+/** Starts a serving command in ns and resolves once its start line is out. */
+async function serveInBackground(ns: Netns, command: string, env: NodeJS.ProcessEnv, cwd: string): Promise<Served> {
+  const child = ns.exec('sh', ['-c', `exec ${command}`], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | string>((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${command} did not start:\n${output}`)), slow(20_000));
+    child.stdout!.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/^bpfredir: /m.test(output)) (clearTimeout(timer), resolve());
+    });
+    void exited.then((code) => (clearTimeout(timer), reject(new Error(`${command} exited (${code}):\n${output}`))));
+  });
+  return {
+    async stop() {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0, `${command} stops cleanly:\n${output}`);
+    },
+  };
+}

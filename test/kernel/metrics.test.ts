@@ -4,11 +4,13 @@
  * sockmap; the last one also steers), after a known number of connections and bytes went
  * through each. Prometheus' query API must then return exactly those numbers. The endpoint's
  * output passes `promtool check metrics` with no lint warning; /healthz and /readyz answer,
- * and /readyz turns 503 while a stopping bpfredir drains.
+ * and /readyz turns 503 while a stopping bpfredir drains. The Grafana dashboard's queries pass
+ * `promtool check rules` and use only metrics the endpoint exports.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -33,6 +35,7 @@ const skip = bpfSkip || (!hasPrometheus && 'needs prometheus and promtool (apt-g
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const PROMETHEUS_PORT = 9090;
+const DASHBOARD = fileURLToPath(new URL('../../../deploy/grafana/bpfredir.json', import.meta.url));
 
 interface Way {
   name: string;
@@ -154,6 +157,24 @@ describe('metrics scraped by Prometheus', { skip }, () => {
       assert.deepEqual([(await get(way.metricsPort, '/healthz')).status, (await get(way.metricsPort, '/readyz')).status], [200, 200]);
       assert.equal((await get(way.metricsPort, '/nothing')).status, 404);
     }
+  });
+
+  test("the Grafana dashboard's queries are valid PromQL over families the endpoint exports", async () => {
+    const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: { title: string; targets: { expr: string }[] }[]; templating: { list: { definition: string }[] } };
+    const exprs = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+    assert.ok(exprs.length >= 10);
+    // Grafana's variables, as Grafana would fill them in.
+    const promql = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$rule', '.*');
+    const rules = ['groups:', '  - name: dashboard', '    rules:', ...exprs.flatMap((e, i) => [`      - record: bpfredir:dashboard:${i}`, `        expr: ${JSON.stringify(promql(e))}`])];
+    const file = join(dir, 'dashboard-rules.yml');
+    writeFileSync(file, `${rules.join('\n')}\n`);
+    const check = await runWithInput(ns, 'promtool', ['check', 'rules', file], '');
+    assert.equal(check.status, 0, `${check.stdout}${check.stderr}`);
+    assert.match(check.stdout, new RegExp(`SUCCESS: ${exprs.length} rules found`));
+
+    const exported = new Set([...(await get(WAYS[0]!.metricsPort, '/metrics')).body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]));
+    const used = new Set([...exprs, dashboard.templating.list[0]!.definition].flatMap((e) => [...e.matchAll(/bpfredir_[a-z_]+/g)].map((m) => m[0].replace(/_bucket$/, ''))));
+    assert.deepEqual([...used].filter((name) => !exported.has(name)), [], 'every metric the dashboard uses exists');
   });
 
   test('/readyz is 503 while bpfredir drains', { timeout: slow(30_000) }, async () => {
