@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Background, startBackground, treeCpuSeconds } from './proc.js';
 import { createCpuGroup } from './cpu-group.js';
 import { waitListening } from './ready.js';
-import { BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
+import { BENCH_TOOLS, BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
 
 export interface Endpoint {
   host: string;
@@ -56,6 +56,8 @@ export interface SystemDef {
   unavailable(): string | null;
   /** Command line for the single forward described by ctx (not used for direct). */
   command(ctx: StartContext): string[];
+  /** A helper started beside it once it listens (e.g. a scraper); its CPU is not the system's. */
+  sidecar?(ctx: StartContext): string[];
 }
 
 const hostPort = (e: Endpoint) => `${e.host}:${e.port}`;
@@ -165,11 +167,16 @@ function bpfredirUnavailable(): string | null {
   return null;
 }
 
-function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
+/** Where the metrics-on variant serves /metrics inside the redirector namespace. */
+const METRICS_ENDPOINT = '127.0.0.1:9477';
+const SCRAPE_INTERVAL_MS = 1000;
+
+function bpfredir(name: string, datapath: 'splice' | 'userspace', scraped = false): SystemDef {
   return {
     name,
     kind: 'bpfredir',
     unavailable: bpfredirUnavailable,
+    ...(scraped && { sidecar: () => [process.execPath, join(BENCH_TOOLS, 'scrape.js'), `http://${METRICS_ENDPOINT}/metrics`, String(SCRAPE_INTERVAL_MS), '7200'] }),
     command: (ctx) => [
       process.execPath,
       BPFREDIR_CLI,
@@ -183,6 +190,7 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace'): SystemDef {
       'warn',
       // Each setting is the forward option of the same name.
       ...TUNING_KEYS.flatMap((key) => (ctx.bpfredir[key] ? [`--${key}`, ctx.bpfredir[key]!] : [])),
+      ...(scraped ? ['--metrics-listen', METRICS_ENDPOINT] : []),
     ],
   };
 }
@@ -192,6 +200,8 @@ const direct: SystemDef = { name: 'direct', kind: 'direct', unavailable: () => n
 export const SYSTEMS: SystemDef[] = [
   direct,
   bpfredir('bpfredir-splice', 'splice'),
+  // The same, with /metrics scraped every second: what metrics cost (PERFORMANCE.md).
+  bpfredir('bpfredir-splice-metrics', 'splice', true),
   bpfredir('bpfredir-userspace', 'userspace'),
   haproxy('haproxy-splice', true),
   haproxy('haproxy', false),
@@ -226,20 +236,23 @@ export function resolveSystem(spec: string): SystemDef {
 export async function startSystem(system: SystemDef, ctx: StartContext): Promise<RunningSystem> {
   const group = createCpuGroup(system.name);
   const proc: Background = startBackground(system.name, { netns: ctx.netns, argv: system.command(ctx), cpu: ctx.cpu, nofile: ctx.nofile, cgroup: group?.path });
-  try {
-    await waitListening(ctx.netns, ctx.listen.port, proc);
-  } catch (err) {
+  let sidecar: Background | undefined;
+  const stopAll = async () => {
+    await sidecar?.stop();
     await proc.stop();
     group?.remove();
+  };
+  try {
+    await waitListening(ctx.netns, ctx.listen.port, proc);
+    if (system.sidecar) sidecar = startBackground(`${system.name} sidecar`, { netns: ctx.netns, argv: system.sidecar(ctx) });
+  } catch (err) {
+    await stopAll();
     throw err;
   }
   return {
     endpoint: ctx.listen,
     roots: [proc.pid],
     cpuSeconds: group ? group.cpuSeconds : () => treeCpuSeconds([proc.pid]),
-    async stop() {
-      await proc.stop();
-      group?.remove();
-    },
+    stop: stopAll,
   };
 }

@@ -70,6 +70,14 @@ export function checkTargets(figures: Figure[]): TargetCheck[] {
       ([m, h]) => `${fmt(m.median / 1000, 1)}k / ${fmt(h.median / 1000, 1)}k = ${fmt(m.median / h.median)} ×`,
       ([m, h]) => m.median >= h.median,
     );
+    for (const [workload, metric, unit] of [['tcp-1', 'gbps', 'Gbit/s'], ['connrate', 'connPerSec', 'conn/s']] as const) {
+      add(
+        `${topology} ${workload} with /metrics scraped every second: within 5 % of metrics off`,
+        [get(topology, workload, metric, 'bpfredir-splice-metrics'), get(topology, workload, metric)],
+        ([on, off]) => `${fmt(on.median, 1)} vs ${fmt(off.median, 1)} ${unit} = ${fmt(on.median / off.median)} ×`,
+        ([on, off]) => on.median >= 0.95 * off.median,
+      );
+    }
     add(
       `${topology} machine CPU-s/GB over direct: ≤ HAProxy-splice's`,
       [get(topology, 'tcp-1', 'machineCpuOverDirect'), get(topology, 'tcp-1', 'machineCpuOverDirect', 'haproxy-splice')],
