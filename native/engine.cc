@@ -428,9 +428,9 @@ void Engine::OnConnectDone(Connection& c) {
   std::string why_not;
   bool spliced = splice_now && StartSplice(c, &why_not);
   if (connection_events_) {
-    // A connection that starts on the relay and moves into the kernel later is 'splice' here.
+    // Where its bytes move first: the sockmap, or the copy (which may hand them on later).
     EngineEvent event = NewEvent("connected", c);
-    event.datapath = spliced || (c.want_splice && !splice_now) ? "splice" : "userspace";
+    event.datapath = NameOf(spliced ? Path::kSockmap : Path::kCopy);
     Emit(std::move(event));
   }
   if (spliced) return;
@@ -441,7 +441,7 @@ void Engine::OnConnectDone(Connection& c) {
 void Engine::ReportFallback(Connection& c, const std::string& why_not) {
   c.want_splice = false;
   EngineEvent fallback = NewEvent("fallback", c);
-  fallback.datapath = "userspace";
+  fallback.datapath = NameOf(Path::kCopy);
   fallback.reason = why_not;
   Emit(std::move(fallback));
 }
@@ -550,7 +550,7 @@ void Engine::Finish(Connection& c, CloseReason reason, bool reset, uint64_t to_u
   uint64_t now = MonotonicNs();
   if (connection_events_) {
     EngineEvent event = NewEvent("closed", c);
-    if (c.state != ConnState::kConnecting) event.datapath = c.state == ConnState::kSpliced ? "splice" : "userspace";
+    if (c.path != kNoPath) event.datapath = NameOf(c.path);  // the way its bytes moved last
     event.reason = NameOf(reason);
     event.has_bytes = true;
     event.bytes_to_upstream = to_upstream;

@@ -87,7 +87,8 @@ export interface EngineEvent {
   /** getsockname() of the accepted socket: the original destination. */
   originalDst?: string;
   upstream?: string;
-  datapath?: Datapath;
+  /** connected: where its bytes move first; closed: where they moved last (absent if it never connected). */
+  datapath?: EnginePath;
   /** e.g. 'eof', 'reset', 'idle_timeout', 'connect_timeout', 'ECONNREFUSED', 'shutdown'. */
   reason?: string;
   bytesToUpstream?: number;

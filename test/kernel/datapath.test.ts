@@ -137,7 +137,9 @@ for (const datapath of ['splice', 'userspace'] as const) {
         assert.equal(client.recvSha, client.sentSha, 'upstream → client intact');
         const closed = await fwd.waitForLog((l) => l.msg === 'closed');
         assert.equal(closed.reason, 'eof');
-        assert.equal(closed.datapath, 'userspace', 'a bulk flow stays on the relay');
+        // On the relay, copying where no pipe fit (one spare descriptor: at most one direction, if
+        // the runtime freed one meanwhile, got its pipe).
+        assert.ok(['copy', 'splice'].includes(String(closed.datapath)), `a bulk flow stays on the relay, not ${closed.datapath}`);
       } finally {
         assert.equal(await fwd.stop(), 0);
       }

@@ -40,10 +40,10 @@ test('engine events: the closed line says where the connection ended up', () => 
   const log = createLogger({ format: 'text', write: (l) => lines.push(l), now });
   logEngineEvent(
     log,
-    { type: 'closed', ruleId: 1, connId: 7, client: '127.0.0.1:5000', originalDst: '127.0.0.2:80', upstream: '127.0.0.1:9000', datapath: 'userspace', reason: 'eof', bytesToUpstream: 10, bytesToClient: 20, durationMs: 1.234 },
+    { type: 'closed', ruleId: 1, connId: 7, client: '127.0.0.1:5000', originalDst: '127.0.0.2:80', upstream: '127.0.0.1:9000', datapath: 'copy', reason: 'eof', bytesToUpstream: 10, bytesToClient: 20, durationMs: 1.234 },
     new Map([[1, 'web']]),
   );
   assert.deepEqual(lines, [
-    '2026-01-02T03:04:05.000Z info closed rule=web conn=7 client=127.0.0.1:5000 dst=127.0.0.2:80 upstream=127.0.0.1:9000 datapath=userspace reason=eof bytes_to_upstream=10 bytes_to_client=20 duration_ms=1.2',
+    '2026-01-02T03:04:05.000Z info closed rule=web conn=7 client=127.0.0.1:5000 dst=127.0.0.2:80 upstream=127.0.0.1:9000 datapath=copy reason=eof bytes_to_upstream=10 bytes_to_client=20 duration_ms=1.2',
   ]);
 });
