@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "bpfredir.h"
 #include "loop_guard.h"
 #include "relay.h"
 #include "rule_stats.h"
@@ -12,6 +13,8 @@
 
 // Indexes into Connection::fd; equal to enum conn_side in bpfredir.h.
 enum Side { kClient = 0, kUpstream = 1 };
+static_assert(static_cast<int>(kClient) == CONN_SIDE_CLIENT && static_cast<int>(kUpstream) == CONN_SIDE_UPSTREAM,
+              "Side mirrors enum conn_side: the engine writes it into struct conn for the verdict");
 
 inline Side Other(Side side) { return side == kClient ? kUpstream : kClient; }
 
