@@ -1,7 +1,7 @@
 # bpfredir build. `make` builds everything incrementally; V=1 shows commands.
 # Generated files live only under build/, native/build/ and dist/.
 .DELETE_ON_ERROR:
-.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels bench install uninstall clean
+.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels test-deploy bench install uninstall clean
 
 Q := $(if $(V),,@)
 BUILD := build
@@ -74,8 +74,12 @@ test-kernel: all
 test-kernels: all
 	bash test/vm/run-kernel.sh
 
+# The deploy files under real systemd (systemd-nspawn) and as a container image. As root.
+test-deploy: setup all
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/deploy/
+
 test: setup all
-	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/kernel/
+	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/kernel/ dist/test/deploy/
 
 bench: setup all
 	node dist/bench/run.js $(BENCH_ARGS)
