@@ -1,7 +1,7 @@
 # bpfredir build. `make` builds everything incrementally; V=1 shows commands.
 # Generated files live only under build/, native/build/ and dist/.
 .DELETE_ON_ERROR:
-.PHONY: all bpf native ts setup run test test-unit test-kernel test-kernels test-deploy bench install uninstall clean
+.PHONY: all bpf native ts setup setup-test run test test-unit test-kernel test-kernels test-deploy image bench install uninstall clean
 
 Q := $(if $(V),,@)
 BUILD := build
@@ -57,8 +57,12 @@ $(TS_STAMP): $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json
 	$(Q)node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
 
-# Installs the system packages (Debian/Ubuntu, as root) and npm dependencies.
+# Installs the system packages (Debian/Ubuntu, as root) and npm dependencies: to build, and
+# (setup-test) to run the tests too.
 setup:
+	$(Q)bash .ci/setup build
+
+setup-test:
 	$(Q)bash .ci/setup
 
 run: setup all
@@ -74,11 +78,15 @@ test-kernel: all
 test-kernels: all
 	bash test/vm/run-kernel.sh
 
+# The container image, without a registry (deploy/container/build-offline.sh). As root.
+image: setup all
+	$(Q)bash deploy/container/build-offline.sh $(IMAGE)
+
 # The deploy files under real systemd (systemd-nspawn) and as a container image. As root.
-test-deploy: setup all
+test-deploy: setup-test all
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/deploy/
 
-test: setup all
+test: setup-test all
 	node --test --test-concurrency=1 --test-reporter=spec dist/test/unit/ dist/test/kernel/ dist/test/deploy/
 
 bench: setup all
