@@ -66,7 +66,7 @@ describe('container image', { skip }, () => {
       }),
       { mode: 0o644 },
     );
-    // What the DaemonSet grants (deploy/kubernetes), as podman flags.
+    // What the DaemonSet grants, as podman flags.
     const run = podman(
       'run', '--detach', '--name', name, '--runtime', 'runc',
       `--network=ns:${ns.path}`,
