@@ -31,10 +31,28 @@ export function missingCapabilities(effective: bigint): Capability[] {
   return BPF_CAPABILITIES.filter((cap) => !has(cap) && !(sysAdmin && cap !== 'CAP_NET_ADMIN'));
 }
 
-/** The kernel probe, with the features turned off and one line naming the capabilities when some are missing. */
-export function withCapabilities(probe: FeatureProbe, effective: bigint): FeatureProbe {
+/** Whether a seccomp filter is on this process (Seccomp: 2 in /proc/self/status). */
+export function seccompFiltered(status = readFileSync('/proc/self/status', 'utf8')): boolean {
+  return /^Seccomp:\s*2$/m.test(status);
+}
+
+/**
+ * The kernel probe, with the features turned off and one line naming the capabilities when
+ * some are missing. When none is missing and the kernel still says EPERM, the capabilities are
+ * not the cause: a seccomp profile (a container runtime's default one refuses bpf(2)) or a
+ * security module is, and the line says which.
+ */
+export function withCapabilities(probe: FeatureProbe, effective: bigint, filtered = seccompFiltered()): FeatureProbe {
   const missing = missingCapabilities(effective);
-  if (missing.length === 0) return probe;
+  const refused = probe.problems.some((p) => /CAP_/.test(p));
+  const others = probe.problems.filter((p) => !/CAP_/.test(p));
+  if (missing.length === 0) {
+    if (!refused) return probe;
+    const why = filtered
+      ? 'a seccomp profile blocks bpf(2) (container runtimes\' default ones do): run with deploy/container/seccomp.json or one that allows bpf and perf_event_open (docs/CONTAINER.md)'
+      : 'a security module (SELinux, AppArmor, lockdown) refuses it: allow bpf for bpfredir';
+    return { ...probe, problems: [`bpf(2) was refused although ${BPF_CAPABILITIES.join(', ')} are held: ${why}`, ...others] };
+  }
   const line = `missing ${missing.join(', ')} (bpfredir needs ${BPF_CAPABILITIES.join(', ')}: run as root or grant them, e.g. systemd AmbientCapabilities=)`;
-  return { skLookup: false, sockmapVerdict: false, problems: [line, ...probe.problems.filter((p) => !/CAP_/.test(p))] };
+  return { skLookup: false, sockmapVerdict: false, problems: [line, ...others] };
 }
