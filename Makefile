@@ -1,7 +1,7 @@
 # bpfredir build. `make` builds everything incrementally; V=1 shows commands.
 # Generated files live only under build/, native/build/ and dist/.
 .DELETE_ON_ERROR:
-.PHONY: all bpf native ts setup setup-test run test test-unit test-kernel test-kernels test-deploy image bench install uninstall clean
+.PHONY: all bpf native ts setup setup-test run test test-unit test-kernel test-kernels test-deploy image manifests bench install uninstall clean
 
 Q := $(if $(V),,@)
 BUILD := build
@@ -52,7 +52,7 @@ $(ADDON): $(wildcard native/*.cc native/*.h) bpf/bpfredir.h native/build/Makefil
 	@echo "  ADDON   $@"
 	$(Q)cd native && ../node_modules/.bin/node-gyp build --silent $(NODEDIR_FLAG) -j 2 >/dev/null
 
-$(TS_STAMP): $(shell find src test bench -name '*.ts' 2>/dev/null) tsconfig.json $(NPM_STAMP)
+$(TS_STAMP): $(shell find src test bench deploy -name '*.ts' 2>/dev/null) tsconfig.json $(NPM_STAMP)
 	@echo "  TSC     dist/"
 	$(Q)node_modules/.bin/tsc -p tsconfig.json
 	@touch $@
@@ -77,6 +77,10 @@ test-kernel: all
 # The kernel suite again, on Debian's Linux 6.1 booted under QEMU (docs/KERNELS.md). As root.
 test-kernels: all
 	bash test/vm/run-kernel.sh
+
+# deploy/kubernetes/base/ from deploy/kubernetes/manifests.ts.
+manifests: ts
+	$(Q)node dist/deploy/kubernetes/render.js
 
 # The container image, without a registry (deploy/container/build-offline.sh). As root.
 image: setup all
