@@ -72,8 +72,9 @@ export function podSpec(): IPodSpec {
     ],
     volumes: [
       { name: 'config', configMap: { name: APP } },
-      // The per-netns lock and the admin socket (`kubectl exec … bpfredir status`).
-      { name: 'run', emptyDir: { medium: 'Memory', sizeLimit: '1Mi' } },
+      // The node's: the per-netns lock then also sees a bpfredir on the host or in another pod,
+      // and root on the node can ask the admin socket (`bpfredir status`) as well as kubectl exec.
+      { name: 'run', hostPath: { path: '/run/bpfredir', type: 'DirectoryOrCreate' } },
       // For operators' bpftool; bpfredir pins nothing.
       { name: 'bpffs', hostPath: { path: '/sys/fs/bpf', type: 'Directory' } },
     ],
