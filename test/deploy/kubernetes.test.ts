@@ -124,8 +124,8 @@ describe('Kubernetes', { skip }, () => {
     assert.equal((await httpGet(ns, `http://127.0.0.1:${METRICS_PORT}/readyz`)).status, 200);
 
     publish({ rules: [...rules, { name: 'added', listen: '127.0.0.1:7901', target: `127.0.1.1:${echo.port}` }] });
-    for (let i = 0; i < 100 && !/ info reloaded trigger=file change added=1 /.test(logs()); i++) await sleep(100);
-    assert.match(logs(), / info reloaded trigger=file change added=1 /);
+    for (let i = 0; i < 100 && !/ info reloaded trigger="file change" added=1 /.test(logs()); i++) await sleep(100);
+    assert.match(logs(), / info reloaded trigger="file change" added=1 /);
     const added = await runClient(ns, { port: 7901, bytes: 1 << 20, timeoutMs: 20_000 });
     assert.equal(added.recvSha, added.sentSha, 'the rule the ConfigMap added forwards');
 
