@@ -42,8 +42,8 @@ export const USAGE = `usage: node dist/bench/run.js [--quick|--full] [--systems 
   --quick       1 round, 1 s tests, rule sizes 1 and 10k (default; ~5 min)
   --full        3 interleaved rounds, 3 s throughput tests, 30 s soak, rule sizes up to 100k (~20 min)
   --rounds/--seconds  override the preset (--seconds: throughput and conn/s tests)
-  --systems     direct,bpfredir-splice,bpfredir-splice-metrics,bpfredir-userspace,haproxy-splice,haproxy,nginx-stream,rinetd,redir,socat
-                bpfredir variants side by side: bpfredir-splice:sndbuf=16MiB:budget=0, bpfredir-splice:threads=1
+  --systems     direct,bpfredir,bpfredir-metrics,bpfredir-userspace,haproxy-splice,haproxy,nginx-stream,rinetd,redir,socat
+                bpfredir variants side by side: bpfredir:sndbuf=16MiB:budget=0, bpfredir:threads=1, bpfredir:bulk-flows=kernel
   --workloads   name prefixes: tcp-1,tcp-1-reverse,tcp-8,rtt-unpinned,rtt-pinned,connrate,soak,idle,rules
   --topology    loopback,router (both by default; router counts most)
   --sndbuf/--budget   passed to bpfredir forward (default: bpfredir's own defaults)

@@ -97,7 +97,7 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
   }
   const soak = figures.filter((f) => f.workload === 'soak' && f.metric === 'gbps');
   if (soak.length) {
-    out.push('## Bytes in flight over one long stream (bpfredir-splice)', '', 'Sent − received every 0.5 s; growth = mean of the last quarter minus mean of the second quarter.', '', table(
+    out.push('## Bytes in flight over one long stream (bpfredir)', '', 'Sent − received every 0.5 s; growth = mean of the last quarter minus mean of the second quarter.', '', table(
       ['topology', 'system', 'Gbit/s', 'in flight peak MB', 'in flight growth MB', 'never delivered MB', 'MemAvailable drop peak MB', 'TCP mem peak MB'],
       soak.map((f) => {
         const m = (metric: string) => lookup(figures, f.topology, 'soak', f.system, metric);
@@ -105,7 +105,7 @@ export function renderMarkdown(figures: Figure[], checks: TargetCheck[], meta: R
       }),
     ), '');
   }
-  out.push('## Targets of issue #3 (bpfredir-splice)', '', table(
+  out.push('## Targets of issue #3 (bpfredir)', '', table(
     ['target', 'measured', 'verdict'],
     checks.map((c) => [c.target, c.measured, c.verdict === 'met' ? 'met' : c.verdict === 'missed' ? '**missed**' : 'not measured']),
   ), '');

@@ -28,12 +28,12 @@ const CHAR_WIDTH = 6.2; // of an 11px sans-serif label, roughly
 const ROW = 16;
 const PANEL_GAP = 34;
 
-const LEGEND = 'dark orange: bpfredir in-kernel splice · light orange: bpfredir user-space relay · grey: direct · blue: peer tools';
+const LEGEND = 'dark orange: bpfredir (defaults) and its variants · light orange: bpfredir --datapath userspace · grey: direct · blue: peer tools';
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 function colour(system: string): string {
-  if (system.startsWith('bpfredir')) return system.startsWith('bpfredir-splice') ? '#d95f02' : '#fdb462';
+  if (system.startsWith('bpfredir')) return system.startsWith('bpfredir-userspace') ? '#fdb462' : '#d95f02';
   return system === 'direct' ? '#999999' : '#4c78a8';
 }
 

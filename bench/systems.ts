@@ -199,9 +199,12 @@ const direct: SystemDef = { name: 'direct', kind: 'direct', unavailable: () => n
 
 export const SYSTEMS: SystemDef[] = [
   direct,
-  bpfredir('bpfredir-splice', 'splice'),
+  // Defaults (datapath auto): each connection's first 64 KiB on the recv/send copy, bulk flows
+  // on splice(2), the rest in the sockmap. (Named bpfredir-splice before 2026-12-03.)
+  bpfredir('bpfredir', 'splice'),
   // The same, with /metrics scraped every second: what metrics cost (PERFORMANCE.md).
-  bpfredir('bpfredir-splice-metrics', 'splice', true),
+  bpfredir('bpfredir-metrics', 'splice', true),
+  // --datapath userspace: no BPF; copy, then splice(2).
   bpfredir('bpfredir-userspace', 'userspace'),
   haproxy('haproxy-splice', true),
   haproxy('haproxy', false),
@@ -213,10 +216,12 @@ export const SYSTEMS: SystemDef[] = [
 
 /**
  * A system by name, or a bpfredir variant with its own tuning to compare side by side in one
- * run, e.g. "bpfredir-splice:sndbuf=16MiB:budget=0" or "bpfredir-splice:threads=1".
+ * run, e.g. "bpfredir:sndbuf=16MiB:budget=0", "bpfredir:threads=1" or, every flow in the
+ * sockmap, "bpfredir:bulk-flows=kernel".
  */
 export function resolveSystem(spec: string): SystemDef {
-  const [name, ...settings] = spec.split(':');
+  const [given, ...settings] = spec.split(':');
+  const name = given === 'bpfredir-splice' ? 'bpfredir' : given; // its old name
   const base = SYSTEMS.find((s) => s.name === name);
   if (!base) throw new Error(`unknown system ${name}: choose from ${SYSTEMS.map((s) => s.name).join(', ')}`);
   if (settings.length === 0) return base;

@@ -7,7 +7,7 @@ export interface TargetCheck {
   verdict: 'met' | 'missed' | 'not measured';
 }
 
-const SUBJECT = 'bpfredir-splice';
+const SUBJECT = 'bpfredir';
 const fmt = (x: number, d = 2) => x.toFixed(d);
 const signed = (x: number, d = 1) => `${x < 0 ? '−' : '+'}${Math.abs(x).toFixed(d)}`;
 
@@ -73,7 +73,7 @@ export function checkTargets(figures: Figure[]): TargetCheck[] {
     for (const [workload, metric, unit] of [['tcp-1', 'gbps', 'Gbit/s'], ['connrate', 'connPerSec', 'conn/s']] as const) {
       add(
         `${topology} ${workload} with /metrics scraped every second: within 5 % of metrics off`,
-        [get(topology, workload, metric, 'bpfredir-splice-metrics'), get(topology, workload, metric)],
+        [get(topology, workload, metric, 'bpfredir-metrics'), get(topology, workload, metric)],
         ([on, off]) => `${fmt(on.median, 1)} vs ${fmt(off.median, 1)} ${unit} = ${fmt(on.median / off.median)} ×`,
         ([on, off]) => on.median >= 0.95 * off.median,
       );

@@ -17,7 +17,7 @@ export function allWorkloads(options: BenchOptions): Workload[] {
     latency(true),
     connrate,
     // One long stream: does the kernel's in-flight memory stay bounded? (bpfredir's own path, and its variants)
-    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, only: (s) => s.name.startsWith('bpfredir-splice'), repeat: 'first-round' }),
+    throughput({ name: 'soak', reverse: false, streams: 1, seconds: (o) => o.soakSeconds, only: (s) => s.name === 'bpfredir' || s.name.startsWith('bpfredir:'), repeat: 'first-round' }),
     idle,
     ...options.ruleSizes.map(rules),
   ];

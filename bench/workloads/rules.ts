@@ -54,7 +54,7 @@ export function rules(count: number): Workload {
   return {
     name: `rules-${label(count)}`,
     repeat: 'once',
-    appliesTo: (system) => system.name === 'bpfredir-splice',
+    appliesTo: (system) => system.name === 'bpfredir',
     seconds: () => 3 + count / 2000, // start-up grows with the rule count
     async run(ctx) {
       const { topology } = ctx;
