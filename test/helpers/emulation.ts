@@ -10,5 +10,9 @@ export const emulated = slowdown > 1;
 /** A time limit in ms, stretched under emulation. */
 export const slow = (ms: number): number => ms * slowdown;
 
-/** A transfer size, shrunk under emulation (never below 64 MiB, so it still spans many budgets). */
-export const scaled = (bytes: number): number => (emulated ? Math.min(bytes, Math.max(64 << 20, bytes / slowdown)) : bytes);
+/**
+ * A transfer size, shrunk under emulation (never below 64 MiB, so it still spans many budgets).
+ * Whole bytes: a writer asked for a fractional count never reaches it and spins.
+ */
+export const scaled = (bytes: number): number =>
+  emulated ? Math.min(bytes, Math.max(64 << 20, Math.floor(bytes / slowdown))) : bytes;
