@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Background, startBackground, treeCpuSeconds } from './proc.js';
 import { createCpuGroup } from './cpu-group.js';
-import { waitListening } from './ready.js';
+import { waitListening, waitOutput } from './ready.js';
 import { BENCH_TOOLS, BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
 
 export interface Endpoint {
@@ -249,7 +249,10 @@ export async function startSystem(system: SystemDef, ctx: StartContext): Promise
   };
   try {
     await waitListening(ctx.netns, ctx.listen.port, proc);
-    if (system.sidecar) sidecar = startBackground(`${system.name} sidecar`, { netns: ctx.netns, argv: system.sidecar(ctx) });
+    if (system.sidecar) {
+      sidecar = startBackground(`${system.name} sidecar`, { netns: ctx.netns, argv: system.sidecar(ctx) });
+      await waitOutput(sidecar, /^scraping$/m, 10_000);
+    }
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,7 +1,9 @@
 /**
  * A Prometheus stand-in for the metrics-on variant: GET URL every INTERVAL_MS (as a 1 s
  * scrape interval would), until killed or after MAX_SECONDS. Exits 1 at the first scrape
- * that does not answer 200, so a broken endpoint cannot pass for a cheap one.
+ * that does not answer 200, so a broken endpoint cannot pass for a cheap one. Prints
+ * "scraping" after the first good scrape: the bench measures only from then, so neither this
+ * process's start-up nor the endpoint's first (cold) collect is charged to a test.
  *   node scrape.js URL INTERVAL_MS MAX_SECONDS
  */
 const [url, intervalText, maxText] = process.argv.slice(2);
@@ -15,6 +17,7 @@ async function scrapeOnce(): Promise<void> {
   await res.arrayBuffer();
   if (res.status !== 200) throw new Error(`${url}: HTTP ${res.status}`);
   scrapes++;
+  if (scrapes === 1) process.stdout.write('scraping\n');
 }
 
 async function main(): Promise<void> {
