@@ -28,6 +28,21 @@ struct {
 	__type(value, struct settings);
 } settings SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BPFREDIR_MAX_ACL);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct acl_key);
+	__type(value, __u32);
+} acl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, BPFREDIR_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct rule_policy);
+} rule_policy SEC(".maps");
+
 /* Steering targets: one listening (TCP) or unconnected (UDP) socket per rule.
  * No programs are ever attached to this map (accepted sockets must not inherit
  * a psock from it). */
@@ -119,6 +134,65 @@ static __always_inline int dest_key(struct bpf_sk_lookup *ctx, struct bind_key *
 	return -1;
 }
 
+/* The client's address in key->addr; IPv4 as IPv4-mapped IPv6. */
+static __always_inline int source_key(struct bpf_sk_lookup *ctx, struct acl_key *key)
+{
+	__u32 *w = (__u32 *)key->addr;
+
+	key->prefixlen = 64 + 128;
+	if (ctx->family == AF_INET) {
+		w[0] = 0;
+		w[1] = 0;
+		w[2] = bpf_htonl(0x0000ffff);
+		w[3] = ctx_load(ctx->remote_ip4);
+		return 0;
+	}
+	if (ctx->family == AF_INET6) {
+		w[0] = ctx_load(ctx->remote_ip6[0]);
+		w[1] = ctx_load(ctx->remote_ip6[1]);
+		w[2] = ctx_load(ctx->remote_ip6[2]);
+		w[3] = ctx_load(ctx->remote_ip6[3]);
+		return 0;
+	}
+	return -1;
+}
+
+static __always_inline bool listed(struct acl_key *key, __u32 scope, __u8 list)
+{
+	key->scope = scope;
+	key->list = list;
+	return bpf_map_lookup_elem(&acl, key) != NULL;
+}
+
+/* rinetd's rule, per scope (global, then the rule's own): a matching deny
+ * refuses; a non-empty allow list admits only its prefixes. */
+static __always_inline bool admitted(struct bpf_sk_lookup *ctx, __u32 rule_id)
+{
+	__u32 scopes[2] = { 0, rule_id };
+	struct acl_key key = {};
+
+	if (source_key(ctx, &key))
+		return false;
+	for (int i = 0; i < 2; i++) {
+		struct rule_policy *policy = bpf_map_lookup_elem(&rule_policy, &scopes[i]);
+
+		if (!policy)
+			continue;
+		if ((policy->flags & POLICY_HAS_DENY) && listed(&key, scopes[i], ACL_DENY))
+			return false;
+		if ((policy->flags & POLICY_HAS_ALLOW) && !listed(&key, scopes[i], ACL_ALLOW))
+			return false;
+	}
+	return true;
+}
+
+static __always_inline bool passes(__u32 rule_id)
+{
+	struct rule_policy *policy = bpf_map_lookup_elem(&rule_policy, &rule_id);
+
+	return policy && (policy->flags & POLICY_PASS);
+}
+
 /* Most specific binding for the destination: longest address prefix first,
  * then the narrowest port block (exact port beats range beats any). */
 static __always_inline struct bind_value *best_binding(struct bpf_sk_lookup *ctx)
@@ -181,6 +255,16 @@ int steer(struct bpf_sk_lookup *ctx)
 	st = stats_of(rule_id);
 	if (st)
 		st->lookups++;
+	if (!admitted(ctx, rule_id)) {
+		if (st)
+			st->denied++;
+		/* Refused by an allow or deny list before any socket sees it:
+		 * TCP answers the SYN with a reset. */
+		return SK_DROP;
+	}
+	if (passes(rule_id))
+		/* A listen rule's client, admitted: its own listener takes it. */
+		return SK_PASS;
 
 	sk = bpf_map_lookup_elem(&steer_sockets, &rule_id);
 	if (!sk) {

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define BPFREDIR_ABI_VERSION 1
+#define BPFREDIR_ABI_VERSION 2
 
 /* Rule ids are small integers chosen by user space; 0 is reserved for
  * "no rule matched" so its counters hold the global miss count. */
@@ -21,6 +21,8 @@
 #define BPFREDIR_MAX_BINDINGS  1048576
 /* Spliced sockets (two per connection). */
 #define BPFREDIR_MAX_SOCKETS   262144
+/* Source ACL entries (prefixes of every allow and deny list together). */
+#define BPFREDIR_MAX_ACL       262144
 /* Ring buffer for kernel → user-space notifications (bytes, power of 2). */
 #define BPFREDIR_EVENTS_BYTES  (256 * 1024)
 
@@ -53,6 +55,44 @@ struct bind_value {
 	__u32 addr_prefixlen; /* 0..128, the address part of the key's prefix */
 };
 
+/*
+ * acl: LPM trie of the source allow and deny lists. scope is a rule id (0: the
+ * global lists, which every rule also obeys), list an enum acl_list; scope,
+ * list and pad are always significant: prefixlen = 64 + address prefix length.
+ * Addresses as in bind_key (IPv4 IPv4-mapped), so a client's IPv4 address and
+ * its IPv4-mapped IPv6 form are the same key. The value is unused (1).
+ */
+struct acl_key {
+	__u32 prefixlen;
+	__u32 scope;
+	__u8 list;       /* enum acl_list */
+	__u8 pad[3];
+	__u8 addr[16];   /* network byte order */
+};
+
+enum acl_list {
+	ACL_ALLOW = 1,
+	ACL_DENY = 2,
+};
+
+/*
+ * rule_policy: ARRAY indexed by rule id (0: the global lists). Which lists a
+ * scope has (an empty allow list admits everyone; a non-empty one only its
+ * prefixes), and what an admitted connection of a listen rule does.
+ */
+enum policy_flags {
+	POLICY_HAS_ALLOW = 1 << 0,
+	POLICY_HAS_DENY  = 1 << 1,
+	/* A listen rule: its binding exists only to enforce the lists; an admitted
+	 * connection takes the normal socket lookup to the rule's own listener. */
+	POLICY_PASS      = 1 << 2,
+};
+
+struct rule_policy {
+	__u32 flags;      /* enum policy_flags */
+	__u32 reserved;
+};
+
 /* settings: one-element ARRAY written by user space. */
 struct settings {
 	__u32 port_bits_mask; /* bit k set: some binding has port_bits == k */
@@ -70,6 +110,7 @@ struct rule_stats {
 	__u64 redirect_failed;   /* verdict could not redirect; bytes left to user space */
 	__u64 paused;            /* times a direction hit its in-flight budget */
 	__u64 bytes_passed;      /* of those bytes, how many user space relayed while paused */
+	__u64 denied;            /* refused by a source allow or deny list */
 };
 
 enum conn_side {

@@ -7,7 +7,7 @@
  */
 import type { Binding } from './rules/compile.js';
 
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 /** Map and program names in bpfredir.bpf.o. */
 export const MAPS = {
@@ -20,6 +20,8 @@ export const MAPS = {
   spliceActive: 'splice_active',
   events: 'events',
   relayed: 'relayed',
+  acl: 'acl',
+  rulePolicy: 'rule_policy',
 } as const;
 export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict' } as const;
 
@@ -28,9 +30,21 @@ export const LAYOUTS = {
   bind_key: { size: 24, offsets: { prefixlen: 0, protocol: 4, port_bits: 5, port: 6, addr: 8 } },
   bind_value: { size: 8, offsets: { rule_id: 0, addr_prefixlen: 4 } },
   settings: { size: 8, offsets: { port_bits_mask: 0, flags: 4 } },
+  acl_key: { size: 28, offsets: { prefixlen: 0, scope: 4, list: 8, pad: 9, addr: 12 } },
+  rule_policy: { size: 8, offsets: { flags: 0, reserved: 4 } },
   rule_stats: {
-    size: 64,
-    offsets: { lookups: 0, steered: 8, dropped_no_socket: 16, bytes_to_upstream: 24, bytes_to_client: 32, redirect_failed: 40, paused: 48, bytes_passed: 56 },
+    size: 72,
+    offsets: {
+      lookups: 0,
+      steered: 8,
+      dropped_no_socket: 16,
+      bytes_to_upstream: 24,
+      bytes_to_client: 32,
+      redirect_failed: 40,
+      paused: 48,
+      bytes_passed: 56,
+      denied: 64,
+    },
   },
 } as const;
 
@@ -40,6 +54,16 @@ export const BIND_KEY_SIZE = LAYOUTS.bind_key.size;
 export const BIND_VALUE_SIZE = LAYOUTS.bind_value.size;
 export const SETTINGS_SIZE = LAYOUTS.settings.size;
 export const RULE_STATS_SIZE = LAYOUTS.rule_stats.size;
+export const ACL_KEY_SIZE = LAYOUTS.acl_key.size;
+export const ACL_VALUE_SIZE = 4;
+export const RULE_POLICY_SIZE = LAYOUTS.rule_policy.size;
+
+/** enum acl_list */
+export const ACL_LIST = { allow: 1, deny: 2 } as const;
+/** enum policy_flags */
+export const POLICY = { hasAllow: 1 << 0, hasDeny: 1 << 1, pass: 1 << 2 } as const;
+/** scope, list and pad are always significant in the LPM prefix. */
+const ACL_FIXED_BITS = 64;
 /** protocol, port_bits and port are always significant in the LPM prefix. */
 const KEY_FIXED_BITS = 32;
 
@@ -64,6 +88,23 @@ export function encodeSettings(portBitsMask: number): Buffer {
   return out;
 }
 
+/** The acl trie's key of one prefix of one list of one scope (a rule id, 0 = global). */
+export function encodeAclKey(scope: number, list: number, prefix: { addr: Buffer; len: number }): Buffer {
+  const out = Buffer.alloc(ACL_KEY_SIZE);
+  const at = LAYOUTS.acl_key.offsets;
+  out.writeUInt32LE(ACL_FIXED_BITS + prefix.len, at.prefixlen);
+  out.writeUInt32LE(scope, at.scope);
+  out.writeUInt8(list, at.list);
+  prefix.addr.copy(out, at.addr, 0, 16);
+  return out;
+}
+
+export function encodeRulePolicy(flags: number): Buffer {
+  const out = Buffer.alloc(RULE_POLICY_SIZE);
+  out.writeUInt32LE(flags, LAYOUTS.rule_policy.offsets.flags);
+  return out;
+}
+
 /** Key of an ARRAY / PERCPU_ARRAY / SOCKMAP indexed by u32 (settings: 0, rule ids). */
 export function encodeU32Key(index: number): Buffer {
   const out = Buffer.alloc(4);
@@ -80,6 +121,7 @@ export interface RuleStats {
   redirectFailed: bigint;
   paused: bigint;
   bytesPassed: bigint;
+  denied: bigint;
 }
 
 /** Each counter's member in struct rule_stats. */
@@ -92,10 +134,11 @@ const RULE_STATS_MEMBERS: Record<keyof RuleStats, keyof typeof LAYOUTS.rule_stat
   redirectFailed: 'redirect_failed',
   paused: 'paused',
   bytesPassed: 'bytes_passed',
+  denied: 'denied',
 };
 
 export function zeroRuleStats(): RuleStats {
-  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n };
+  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n, denied: 0n };
 }
 
 /** Sum a per-CPU rule_stats value (one buffer per possible CPU). */

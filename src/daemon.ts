@@ -32,6 +32,8 @@ import {
   type RawBpfObject,
   type RawEngine,
 } from './native/index.js';
+import { AccessLists } from './access-lists.js';
+import { compileAcls, guardedListenRules, usesAcls, withListenBindings, type GuardedListen } from './rules/acl.js';
 import { compileBindings, withProxyGuards } from './rules/compile.js';
 import { diffRules } from './rules/diff.js';
 import { RuleIds } from './rules/ids.js';
@@ -181,10 +183,11 @@ interface RuleListener {
   open: boolean;
 }
 
-/** The kernel side of steering, set up by the first config that steers. */
+/** The kernel side of steering and the allow/deny lists, set up by the first config that uses either. */
 interface SteeringState {
   object: RawBpfObject;
   steering: Steering;
+  lists: AccessLists;
 }
 
 const EMPTY_RULES: readonly Rule[] = [];
@@ -257,6 +260,7 @@ class RunningDaemon implements Daemon {
       const steering = [...this.byName.values()].filter((l) => l.rule.kind === 'steer').length;
       usage.push({ map: MAPS.bindings, entries: this.steeringState.steering.entries, capacity: capacity(MAPS.bindings) });
       usage.push({ map: MAPS.steerSockets, entries: steering, capacity: capacity(MAPS.steerSockets) });
+      usage.push({ map: MAPS.acl, entries: this.steeringState.lists.size, capacity: capacity(MAPS.acl) });
     }
     if (this.decision.relay === 'splice') {
       // Two sockets per connection in the kernel path, one conns entry each.
@@ -277,7 +281,7 @@ class RunningDaemon implements Daemon {
     const movedNames = new Set(moved.map((m) => m.to.name));
     const changed = diff.changed.filter((r) => !movedNames.has(r.name));
     const ids = this.ids.plan(next.rules.map((r) => r.name));
-    if (next.rules.some((r) => r.kind === 'steer')) await this.ensureSteering(next);
+    if (next.rules.some((r) => r.kind === 'steer') || usesAcls(next)) await this.ensureSteering(next);
 
     const leaving = [...diff.removed, ...moved.map((m) => m.from)].map((r) => this.byName.get(r.name)!);
     const arriving = [...diff.added, ...moved.map((m) => m.to)];
@@ -287,14 +291,28 @@ class RunningDaemon implements Daemon {
     const opened: RuleListener[] = [];
     // Until they are closed, the sockets of leaving steering rules keep their guards.
     const leavingPorts = leaving.filter((l) => l.rule.kind === 'steer').map((l) => l.port);
+    // Listen addresses a list applies to now keep their bindings (and checks) until they close.
+    const guardedNow = this.steeringState ? guardedListenRules(this.config).map((rule) => ({ rule, id: this.byName.get(rule.name)!.ruleId })) : [];
     let bindingsTouched = false;
+    let listsStaged = false;
     try {
       freedFirst.forEach((l) => this.closeListener(l));
+      if (this.steeringState) {
+        // Before any new listener opens: next's lists, and bindings for its guarded listen
+        // addresses, so not one connection reaches a new listener unchecked.
+        listsStaged = true;
+        this.steeringState.lists.stage(compileAcls(next, ids));
+        const guardedNext = guardedListenRules(next).map((rule) => ({ rule, id: ids.get(rule.name)! }));
+        if (guardedNow.length || guardedNext.length) {
+          bindingsTouched = true;
+          this.applyBindings(this.config, this.ruleIds, [], [], [...guardedNow, ...guardedNext]);
+        }
+      }
       for (const rule of arriving) opened.push(this.openListener(rule, ids.get(rule.name)!, guard(rule)));
       bindingsTouched = true;
-      this.applyBindings(next, ids, opened, leavingPorts);
+      this.applyBindings(next, ids, opened, leavingPorts, guardedNow);
     } catch (err) {
-      this.rollBack(opened, freedFirst, bindingsTouched);
+      this.rollBack(opened, freedFirst, bindingsTouched, listsStaged);
       throw err;
     }
 
@@ -314,11 +332,12 @@ class RunningDaemon implements Daemon {
       this.closeListener(l);
       this.byName.delete(l.rule.name);
     }
-    if (leavingPorts.length) this.applyBindings(next, ids, opened, []);
+    if (leavingPorts.length || guardedNow.length) this.applyBindings(next, ids, opened, []);
+    this.commitLists();
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
     for (const [name, id] of this.ids.commit(ids)) this.names.set(id, name);
-    this.config = { ...this.config, rules: next.rules, source: next.source };
+    this.config = { ...this.config, acl: next.acl, rules: next.rules, source: next.source };
     const names = (rules: readonly Rule[]) => rules.map((r) => r.name);
     return {
       added: names(diff.added),
@@ -330,20 +349,41 @@ class RunningDaemon implements Daemon {
     };
   }
 
-  /** The trie for the steering rules of `next`, with guards on every steering socket's port. */
-  private applyBindings(next: Config, ids: ReadonlyMap<string, number>, opened: readonly RuleListener[], extraGuards: readonly number[]): void {
+  /**
+   * The trie for the steering rules of `next`, with guards on every steering socket's port
+   * and a binding for every listen rule a list applies to.
+   */
+  private applyBindings(
+    next: Config,
+    ids: ReadonlyMap<string, number>,
+    opened: readonly RuleListener[],
+    extraGuards: readonly number[],
+    extraListens: readonly GuardedListen[] = [],
+  ): void {
     if (!this.steeringState) return;
     const steerRules = next.rules.filter((r): r is SteerRule => r.kind === 'steer');
     const socketOf = (rule: SteerRule) => opened.find((l) => l.rule === rule) ?? this.byName.get(rule.name)!;
     const ports = [...steerRules.map((r) => socketOf(r).port), ...extraGuards];
-    this.steeringState.steering.apply(withProxyGuards(compileBindings(steerRules, ids), ports));
+    const listens = [...extraListens, ...guardedListenRules(next).map((rule) => ({ rule, id: ids.get(rule.name)! }))];
+    this.steeringState.steering.apply(withListenBindings(withProxyGuards(compileBindings(steerRules, ids), ports), listens));
+  }
+
+  /** Past the bindings update: the lists' final flags, stale prefixes removed. Logged, never thrown. */
+  private commitLists(): void {
+    try {
+      this.steeringState?.lists.commit();
+    } catch (err) {
+      this.options.logger?.warn(`allow/deny lists: could not remove old entries: ${errorMessage(err)}`);
+    }
   }
 
   /** A failed apply leaves the running rules as they were: old trie, old sockets, new ones closed. */
-  private rollBack(opened: readonly RuleListener[], freedFirst: readonly RuleListener[], bindingsTouched: boolean): void {
+  private rollBack(opened: readonly RuleListener[], freedFirst: readonly RuleListener[], bindingsTouched: boolean, listsStaged: boolean): void {
     const logger = this.options.logger ?? silentLogger;
     try {
+      if (listsStaged) this.steeringState?.lists.stage(compileAcls(this.config, this.ruleIds));
       if (bindingsTouched) this.applyBindings(this.config, this.ruleIds, [], []);
+      if (listsStaged) this.steeringState?.lists.commit();
       for (const l of opened) {
         const old = this.byName.get(l.rule.name);
         // A new steering socket took over the rule's steer_sockets entry: give it back.
@@ -362,7 +402,7 @@ class RunningDaemon implements Daemon {
   private async ensureSteering(next: Config): Promise<void> {
     if (this.steeringState) return;
     if (!this.decision.steering) {
-      chooseDatapath('userspace', next.rules, () => (this.probed ??= this.probe())); // throws, naming the rule, when sk_lookup is unavailable
+      chooseDatapath('userspace', next, () => (this.probed ??= this.probe())); // throws, naming the rule or the lists, when sk_lookup is unavailable
     }
     const steps = new UndoStack(this.options.logger ?? silentLogger);
     try {
@@ -375,7 +415,8 @@ class RunningDaemon implements Daemon {
       const linkId = object.attachSkLookup(PROGRAMS.steer);
       steps.push('detach sk_lookup', () => object.detach(linkId));
       const steering = new Steering(this.native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) });
-      this.steeringState = { object, steering };
+      const lists = new AccessLists(this.native, { acl: object.mapFd(MAPS.acl), policy: object.mapFd(MAPS.rulePolicy) });
+      this.steeringState = { object, steering, lists };
       this.object = object;
       this.decision = { ...this.decision, steering: true };
     } catch (err) {
@@ -473,7 +514,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
   const capabilities = options.capabilities ?? effectiveCapabilities();
   const probe = () => withCapabilities(native.probeFeatures(), capabilities);
   let probed: FeatureProbe | undefined;
-  const decision = chooseDatapath(options.datapath ?? config.datapath, config.rules, () => (probed = probe()));
+  const decision = chooseDatapath(options.datapath ?? config.datapath, config, () => (probed = probe()));
   if (decision.fallbackReason) logger.warn(decision.fallbackReason);
 
   const netnsInode = native.netnsInode();

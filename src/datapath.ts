@@ -2,14 +2,15 @@
  * Which kernel features this run uses: sk_lookup steering (needed by every
  * `destination:` rule) and the in-kernel splice (else the user-space relay).
  */
-import type { Rule, DatapathChoice } from './config/types.js';
+import type { Config, DatapathChoice } from './config/types.js';
 import { BpfredirError, type ErrorCode } from './errors.js';
 import type { Datapath, FeatureProbe } from './native/index.js';
+import { usesAcls } from './rules/acl.js';
 
 export interface DatapathDecision {
   /** How bytes are moved. */
   relay: Datapath;
-  /** Whether sk_lookup steering is attached (only when some rule steers). */
+  /** Whether sk_lookup is attached (only when some rule steers or some allow/deny list is set). */
   steering: boolean;
   /** Set when auto fell back to the user-space relay: one line saying why. */
   fallbackReason?: string;
@@ -20,19 +21,24 @@ function codeFor(problems: readonly string[]): ErrorCode {
   return problems.some((p) => /CAP_|root|permission/i.test(p)) ? 'ERR_BPFREDIR_PRIVILEGES' : 'ERR_BPFREDIR_KERNEL';
 }
 
-export function chooseDatapath(choice: DatapathChoice, rules: readonly Rule[], probe: () => FeatureProbe): DatapathDecision {
-  const steeringRule = rules.find((r) => r.kind === 'steer');
-  if (choice === 'userspace' && !steeringRule) return { relay: 'userspace', steering: false };
+/** What in the config needs sk_lookup, and what else the user could write: undefined if nothing. */
+function skLookupUser(config: Pick<Config, 'rules' | 'acl'>): { what: string; instead: string } | undefined {
+  const steeringRule = config.rules.find((r) => r.kind === 'steer');
+  if (steeringRule) return { what: `rule '${steeringRule.name}' steers with sk_lookup`, instead: 'use listen:' };
+  if (usesAcls(config)) return { what: 'allow/deny lists are enforced by sk_lookup', instead: 'remove allow:/deny:' };
+  return undefined;
+}
+
+export function chooseDatapath(choice: DatapathChoice, config: Pick<Config, 'rules' | 'acl'>, probe: () => FeatureProbe): DatapathDecision {
+  const user = skLookupUser(config);
+  if (choice === 'userspace' && !user) return { relay: 'userspace', steering: false };
 
   const features = probe();
   const why = features.problems.join('; ') || 'the kernel refused the probe';
-  if (steeringRule && !features.skLookup) {
-    throw new BpfredirError(
-      codeFor(features.problems),
-      `rule '${steeringRule.name}' steers with sk_lookup, which needs BPF (${why}); use listen: or run as root on Linux >= 5.13`,
-    );
+  if (user && !features.skLookup) {
+    throw new BpfredirError(codeFor(features.problems), `${user.what}, which needs BPF (${why}); ${user.instead} or run as root on Linux >= 5.13`);
   }
-  const steering = steeringRule !== undefined;
+  const steering = user !== undefined;
   if (choice === 'userspace') return { relay: 'userspace', steering };
   if (features.sockmapVerdict) return { relay: 'splice', steering };
   if (choice === 'splice') {

@@ -101,8 +101,8 @@ function parsePrefixItem(value: unknown): Parsed<Prefix> {
   return fail(parsed.includes('write') ? parsed : `${parsed}; write e.g. 10.0.0.0/8, 127.0.0.2 or ::2/128`);
 }
 
-/** One prefix or a list; bare addresses are host prefixes; repeats are dropped. */
-export function parseDestinations(node: TreeNode): { prefixes: Prefix[]; problems: string[] } {
+/** One prefix or a list (destination:, allow:, deny:); bare addresses are host prefixes; repeats are dropped. */
+export function parsePrefixes(node: TreeNode): { prefixes: Prefix[]; problems: string[] } {
   const { values, problems } = parseEach(node, parsePrefixItem, '127.0.0.2/32 or [10.0.0.0/8, "::2/128"]');
   const seen = new Set<string>();
   const prefixes = values.filter((p) => {

@@ -11,6 +11,17 @@ export interface Endpoint {
   port: number;
 }
 
+/**
+ * Source access control, enforced by sk_lookup before any socket sees the
+ * connection. rinetd's semantics: a client in a deny prefix is refused; if the
+ * allow list is not empty, a client outside all of its prefixes is too.
+ * Prefixes are in the IPv4-mapped space, so 10.0.0.0/8 also covers ::ffff:10.x.
+ */
+export interface Acl {
+  allow: Prefix[];
+  deny: Prefix[];
+}
+
 interface RuleCommon {
   name: string;
   protocol: 'tcp';
@@ -18,6 +29,8 @@ interface RuleCommon {
   connectTimeoutMs: number;
   /** 0 = never. */
   idleTimeoutMs: number;
+  /** This rule's own lists, obeyed on top of the config's; none when absent. */
+  acl?: Acl;
   /** "file:line" of the rule, for later errors about it. */
   source: string;
 }
@@ -52,6 +65,8 @@ export interface Config {
   bulkFlows: BulkFlows;
   /** Where /metrics, /healthz and /readyz listen (`metrics:`, --metrics-listen); none by default. */
   metricsListen?: Endpoint;
+  /** Lists every rule obeys (`allow:`/`deny:` at the top); none when absent. */
+  acl?: Acl;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;

@@ -6,16 +6,16 @@
 import { BpfredirError } from '../errors.js';
 import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
 import { MAX_RULE_ID } from '../rules/ids.js';
-import { formatPrefix } from '../rules/ip.js';
+import { formatPrefix, type Prefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
-import { parseDestinations, parseEndpoint, parsePorts } from './fields.js';
+import { parseEndpoint, parsePorts, parsePrefixes } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { DEFAULTS, MAX_ENGINE_THREADS, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { DEFAULTS, MAX_ENGINE_THREADS, type Acl, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'metrics', 'rules'] as const;
-const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'metrics', 'allow', 'deny', 'rules'] as const;
+const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout', 'allow', 'deny'] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
@@ -137,6 +137,20 @@ const ruleName = (v: unknown): Parsed<string> =>
     ? { ok: true, value: v }
     : { ok: false, reason: `'${v}' is not a rule name; use 1-64 of a-z 0-9 _ . - (e.g. web-8080)` };
 
+/** allow: and deny: of a rule or of the whole config; undefined when neither is given. */
+function sourceLists(entries: MapEntry[], where: string, problems: Problems): Acl | undefined {
+  const list = (key: 'allow' | 'deny'): Prefix[] => {
+    const entry = entryOf(entries, key);
+    if (!entry) return [];
+    const parsed = parsePrefixes(entry.value);
+    for (const p of parsed.problems) problems.add(entry.value.line ?? entry.line, where, `${key}: ${p.replace('write e.g.', 'write client prefixes, e.g.')}`);
+    return parsed.prefixes;
+  };
+  const allow = list('allow');
+  const deny = list('deny');
+  return allow.length || deny.length ? { allow, deny } : undefined;
+}
+
 interface RuleDefaults {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
@@ -159,7 +173,8 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   if (!entryOf(entries, 'target')) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
   const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, connectTimeout, defaults.connectTimeoutMs);
   const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, idleTimeout, defaults.idleTimeoutMs);
-  const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, source: problems.at(node.line) };
+  const acl = sourceLists(entries, where, problems);
+  const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, ...(acl && { acl }), source: problems.at(node.line) };
 
   const listenEntry = entryOf(entries, 'listen');
   const destinationEntry = entryOf(entries, 'destination');
@@ -174,7 +189,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     return problems.count === before ? { ...common, kind: 'listen', listen: listen! } : undefined;
   }
   if (destinationEntry) {
-    const destinations = parseDestinations(destinationEntry.value);
+    const destinations = parsePrefixes(destinationEntry.value);
     for (const p of destinations.problems) problems.add(destinationEntry.value.line ?? destinationEntry.line, where, `destination: ${p}`);
     if (!portsEntry) problems.add(destinationEntry.line, where, 'ports: missing; steering needs ports, e.g. ports: 8080-8090 (or any)');
     const ports = portsEntry ? parsePorts(portsEntry.value) : { ranges: [], problems: [] };
@@ -240,6 +255,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const spliceAfterBytes = field(entries, 'splice_after', '', problems, sizeUpTo(MAX_SPLICE_AFTER, '64KiB, or 0 to splice at once'), DEFAULTS.spliceAfterBytes);
   const bulkFlows = field(entries, 'bulk_flows', '', problems, oneOf(BULK_FLOWS), DEFAULTS.bulkFlows);
   const metricsListen = field(entries, 'metrics', '', problems, metricsAddress, undefined);
+  const acl = sourceLists(entries, '', problems);
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
@@ -263,5 +279,5 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, ...(metricsListen && { metricsListen }), rules, source: file };
+  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, ...(metricsListen && { metricsListen }), ...(acl && { acl }), rules, source: file };
 }

@@ -1,7 +1,7 @@
 /**
  * TCP test client, run as a script (usually inside a netns):
  *   node dist/test/helpers/tcp-client.js --host H --port P [--bytes N] [--keep-open]
- *     [--expect M] [--timeout-ms T]
+ *     [--expect M] [--timeout-ms T] [--local-address A]
  * Sends N stream bytes (see pattern.ts), then half-closes (unless --keep-open:
  * then it ends after M bytes came back or the server ended), reads the reply
  * to EOF and prints one JSON line: {sentSha, recvSha, bytes, recvBytes, ms, error?}.
@@ -19,6 +19,7 @@ const { values: opt } = parseArgs({
     'keep-open': { type: 'boolean', default: false },
     expect: { type: 'string', default: '0' },
     'timeout-ms': { type: 'string', default: '60000' },
+    'local-address': { type: 'string' },
   },
 });
 if (!opt.port) throw new Error('--port is required');
@@ -31,7 +32,7 @@ let error: string | undefined;
 let sendDone = false;
 let peerEnded = false;
 
-const socket = net.connect({ host: opt.host, port: Number(opt.port), allowHalfOpen: true });
+const socket = net.connect({ host: opt.host, port: Number(opt.port), allowHalfOpen: true, ...(opt['local-address'] && { localAddress: opt['local-address'] }) });
 const timer = setTimeout(() => {
   error ??= 'timeout';
   socket.destroy();

@@ -62,6 +62,8 @@ export interface ClientOptions {
   keepOpen?: boolean;
   expect?: number;
   timeoutMs?: number;
+  /** Source address to connect from (one of the netns's own). */
+  localAddress?: string;
 }
 
 export interface ClientReport {
@@ -169,6 +171,7 @@ export function runClient(ns: Netns | null, opts: ClientOptions): Promise<Client
   if (opts.keepOpen) args.push('--keep-open');
   if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
   if (opts.timeoutMs !== undefined) args.push('--timeout-ms', String(opts.timeoutMs));
+  if (opts.localAddress !== undefined) args.push('--local-address', opts.localAddress);
 
   return runScript<ClientReport>(ns, 'tcp-client.js', args);
 }

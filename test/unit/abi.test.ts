@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeBindKey, encodeBindValue, encodeSettings, encodeU32Key, sumRuleStats, BIND_KEY_SIZE } from '../../src/abi.js';
+import { ACL_LIST, POLICY, encodeAclKey, encodeBindKey, encodeBindValue, encodeRulePolicy, encodeSettings, encodeU32Key, sumRuleStats, BIND_KEY_SIZE } from '../../src/abi.js';
 import type { Binding } from '../../src/rules/compile.js';
 import { parsePrefix, type Prefix } from '../../src/rules/ip.js';
 
@@ -45,8 +45,8 @@ test('encoders write in place for packed bulk buffers', () => {
 
 test('rule_stats are summed across CPUs', () => {
   const cpu = (n: bigint) => {
-    const b = Buffer.alloc(64);
-    for (let i = 0; i < 8; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
+    const b = Buffer.alloc(72);
+    for (let i = 0; i < 9; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
     return b;
   };
   assert.deepEqual(sumRuleStats([cpu(1n), cpu(10n)]), {
@@ -58,5 +58,15 @@ test('rule_stats are summed across CPUs', () => {
     redirectFailed: 66n,
     paused: 77n,
     bytesPassed: 88n,
+    denied: 99n,
   });
+});
+
+test('acl_key: scope, list and pad always count, then the client prefix', () => {
+  const v4 = encodeAclKey(0, ACL_LIST.deny, parsePrefix('10.0.0.0/8') as Prefix);
+  // prefixlen 64+104 LE | scope 0 | list 2 | pad | ::ffff:10.0.0.0
+  assert.equal(v4.toString('hex'), 'a8000000' + '00000000' + '02000000' + '00000000000000000000ffff0a000000');
+  const v6 = encodeAclKey(258, ACL_LIST.allow, parsePrefix('2001:db8::/32') as Prefix);
+  assert.equal(v6.toString('hex'), '60000000' + '02010000' + '01000000' + '20010db8000000000000000000000000');
+  assert.equal(encodeRulePolicy(POLICY.hasAllow | POLICY.pass).toString('hex'), '05000000' + '00000000');
 });

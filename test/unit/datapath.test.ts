@@ -4,8 +4,9 @@ import { chooseDatapath } from '../../src/datapath.js';
 import { configFromObject } from '../../src/config/load.js';
 import type { FeatureProbe } from '../../src/native/index.js';
 
-const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test').rules;
-const steering = configFromObject({ rules: [{ name: 'any', destination: '127.0.0.2', ports: 80, target: '127.0.0.1:9000' }] }, 'test').rules;
+const listenOnly = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000' }] }, 'test');
+const steering = configFromObject({ rules: [{ name: 'any', destination: '127.0.0.2', ports: 80, target: '127.0.0.1:9000' }] }, 'test');
+const listenWithList = configFromObject({ rules: [{ name: 'web', listen: '127.0.0.1:8080', target: '127.0.0.1:9000', deny: '10.0.0.0/8' }] }, 'test');
 const all: FeatureProbe = { skLookup: true, sockmapVerdict: true, problems: [] };
 const noPrivilege: FeatureProbe = { skLookup: false, sockmapVerdict: false, problems: ['no CAP_BPF/CAP_NET_ADMIN: run as root or grant capabilities'] };
 const oldKernel: FeatureProbe = { skLookup: true, sockmapVerdict: false, problems: ['sockmap verdict (BPF_SK_SKB_VERDICT) needs Linux >= 5.13: splice is unavailable'] };
@@ -34,6 +35,15 @@ test('steering rules without sk_lookup fail with a clear error', () => {
     code: 'ERR_BPFREDIR_PRIVILEGES',
     message:
       "rule 'any' steers with sk_lookup, which needs BPF (no CAP_BPF/CAP_NET_ADMIN: run as root or grant capabilities); use listen: or run as root on Linux >= 5.13",
+  });
+});
+
+test('an allow or deny list needs sk_lookup even without steering rules', () => {
+  assert.deepEqual(chooseDatapath('userspace', listenWithList, () => all), { relay: 'userspace', steering: true });
+  assert.throws(() => chooseDatapath('auto', listenWithList, () => noPrivilege), {
+    code: 'ERR_BPFREDIR_PRIVILEGES',
+    message:
+      'allow/deny lists are enforced by sk_lookup, which needs BPF (no CAP_BPF/CAP_NET_ADMIN: run as root or grant capabilities); remove allow:/deny: or run as root on Linux >= 5.13',
   });
 });
 
