@@ -7,7 +7,7 @@ import { describeDecision } from '../datapath.js';
 import { BpfredirError, errorMessage } from '../errors.js';
 import type { Reloader } from '../reloader.js';
 import { VERSION } from '../version.js';
-import { ruleReport } from './rule-report.js';
+import { ruleReport, sourceLists } from './rule-report.js';
 import type { AdminSource, ConnectionReport, ReloadResult, RuleReport, StatusReport } from './types.js';
 
 export interface DaemonSourceOptions {
@@ -41,6 +41,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
       }
       const features = daemon.features;
       const last = reloader?.stats.last;
+      const sources = sourceLists(daemon.config.acl);
       return {
         version: VERSION,
         pid: process.pid,
@@ -49,6 +50,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
         features: features ? { sk_lookup: features.skLookup, sockmap_verdict: features.sockmapVerdict } : {},
         threads: daemon.threads,
         rules: daemon.config.rules.length,
+        ...(sources && { sources }),
         connections,
         pauses: { now: rules.reduce((n, r) => n + r.paused, 0), total: rules.reduce((n, r) => n + r.pauses, 0) },
         lastReload: last ? { at: last.at.toISOString(), ok: last.ok, ...(last.errors && { error: last.errors.join('; ') }) } : null,

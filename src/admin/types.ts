@@ -38,6 +38,8 @@ export interface StatusReport {
   features: Record<string, boolean>;
   threads: number;
   rules: number;
+  /** The source lists every rule obeys; absent when there are none. */
+  sources?: SourceLists;
   /** Open connections by the datapath each is on now. */
   connections: Record<DatapathName, number>;
   pauses: {
@@ -60,6 +62,14 @@ export interface RuleReport {
   target: string;
   /** Where the rule's socket listens: the listen address, or [::]:<port> for a steering rule. */
   address: string;
+  /** The rule's own source lists (the global ones are in status); absent when it has none. */
+  sources?: SourceLists;
+}
+
+/** Client prefixes, as the config writes them. */
+export interface SourceLists {
+  allow: string[];
+  deny: string[];
 }
 
 export interface ConnectionReport {

@@ -1,5 +1,5 @@
 /** What status, rules, conns and reload print without --json: aligned columns for people. Pure. */
-import type { ConnectionReport, RuleReport, StatusReport } from '../admin/types.js';
+import type { ConnectionReport, RuleReport, SourceLists, StatusReport } from '../admin/types.js';
 
 interface Column<T> {
   header: string;
@@ -60,12 +60,20 @@ export function statusText(report: StatusReport, now = Date.now()): string {
     ['kernel', features.join(', ') || 'not probed'],
     ['threads', String(report.threads)],
     ['rules', String(report.rules)],
+    ['sources', `${sourcesText(report.sources)}${report.sources ? ' (every rule, on top of its own)' : ''}`],
     ['connections', counts(report.connections)],
     ['pauses', `${report.pauses.now} now, ${report.pauses.total} since start`],
     ['last reload', lastReload(report)],
   ];
   const width = Math.max(...fields.map(([name]) => name.length));
   return fields.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** "allow 10.0.0.0/8; deny 10.0.5.0/24", or "any" without lists. */
+export function sourcesText(lists: SourceLists | undefined): string {
+  if (!lists) return 'any';
+  const parts = [lists.allow.length ? `allow ${lists.allow.join(',')}` : '', lists.deny.length ? `deny ${lists.deny.join(',')}` : ''];
+  return parts.filter(Boolean).join('; ');
 }
 
 function ruleMatch(rule: RuleReport): string {
@@ -81,6 +89,7 @@ export function rulesText(rules: readonly RuleReport[]): string {
       { header: 'ID', value: (r) => String(r.ruleId), right: true },
       { header: 'KIND', value: (r) => r.kind },
       { header: 'MATCH', value: ruleMatch },
+      { header: 'SOURCES', value: (r) => sourcesText(r.sources) },
       { header: 'TARGET', value: (r) => r.target },
       { header: 'SOCKET', value: (r) => r.address },
     ],

@@ -14,6 +14,8 @@ interface ForwardArgs extends ServeArgs {
   threads?: string;
   'splice-after'?: string;
   'bulk-flows'?: string;
+  allow?: string[];
+  deny?: string[];
 }
 
 export const forwardCommand: CommandModule<object, ForwardArgs> = {
@@ -30,7 +32,10 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('splice-after', { type: 'string', describe: 'bytes a connection carries on the user-space relay before it is spliced in the kernel, default 64KiB (0: at once)' })
       .option('bulk-flows', { choices: ['relay', 'kernel'] as const, describe: 'where a flow that carries its first --splice-after bytes within 10 ms goes: the splice(2) relay (default) or the kernel splice path' })
       .option('threads', { type: 'string', describe: 'engine threads: auto (default, one per CPU) or 1..64' })
-      .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel'),
+      .option('allow', { type: 'string', array: true, describe: 'admit only clients in these prefixes, checked in the kernel before accept (repeatable), e.g. 10.0.0.0/8' })
+      .option('deny', { type: 'string', array: true, describe: 'refuse clients in these prefixes before accept (repeatable), e.g. 192.0.2.0/24' })
+      .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel')
+      .example('$0 forward 0.0.0.0:8080 10.0.0.5:80 --allow 192.168.0.0/16 --deny 192.168.9.0/24', 'only the LAN, less one subnet'),
   handler: async (args) => {
     const config = configFromObject(
       {
@@ -46,6 +51,8 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
             target: args.target,
             connect_timeout: args['connect-timeout'],
             idle_timeout: args['idle-timeout'],
+            allow: args.allow,
+            deny: args.deny,
           },
         ],
       },

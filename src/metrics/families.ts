@@ -106,7 +106,15 @@ function kernelFamilies(report: RuleStatsReport): Family[] {
   const per = (pick: (s: KernelRuleStats) => bigint) => rules.map(([rule, s]) => ({ labels: { rule }, value: Number(pick(s)) }));
   return [
     { name: 'bpfredir_sk_lookup_steered_total', help: "Connections sk_lookup handed to a rule's socket.", type: 'counter', samples: per((s) => s.steered) },
-    { name: 'bpfredir_sk_lookup_dropped_total', help: 'Connections sk_lookup dropped because the rule had no socket (counted per rule; a rule fails closed).', type: 'counter', samples: rules.map(([rule, s]) => ({ labels: { rule, reason: 'no_socket' }, value: Number(s.droppedNoSocket) })) },
+    {
+      name: 'bpfredir_sk_lookup_dropped_total',
+      help: 'Connections sk_lookup refused, per rule and reason (denied: by an allow or deny list; no_socket: the rule had no socket and failed closed).',
+      type: 'counter',
+      samples: rules.flatMap(([rule, s]) => [
+        { labels: { rule, reason: 'denied' }, value: Number(s.denied) },
+        { labels: { rule, reason: 'no_socket' }, value: Number(s.droppedNoSocket) },
+      ]),
+    },
     { name: 'bpfredir_sk_lookup_unmatched_total', help: 'sk_lookup runs that matched no rule (the normal socket lookup went on).', type: 'counter', samples: [{ value: Number(report.unmatchedLookups) }] },
     { name: 'bpfredir_sockmap_redirect_failed_total', help: 'Messages the sockmap verdict could not redirect to the peer socket, per rule.', type: 'counter', samples: per((s) => s.redirectFailed) },
   ];

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ruleReport } from '../../src/admin/rule-report.js';
 import type { ConnectionReport, StatusReport } from '../../src/admin/types.js';
-import { connsText, formatAge, formatBytes, reloadText, rulesText, statusText } from '../../src/cli/admin-text.js';
+import { connsText, formatAge, formatBytes, reloadText, rulesText, sourcesText, statusText } from '../../src/cli/admin-text.js';
 import { DEFAULTS, type ListenRule, type SteerRule } from '../../src/config/types.js';
 import { parsePrefix, type Prefix } from '../../src/rules/ip.js';
 
@@ -53,14 +53,17 @@ test('status: one aligned line per field', () => {
       'kernel       sk_lookup yes, sockmap_verdict no',
       'threads      2',
       'rules        3',
+      'sources      any',
       'connections  4 (sockmap 3, splice 1, copy 0)',
       'pauses       1 now, 12 since start',
       "last reload  refused at 2026-12-01T13:00:00.000Z: rule 'web': target: '70000' is not a port",
     ].join('\n'),
   );
   const fresh = statusText({ ...STATUS, lastReload: null, connections: {} }, Date.parse(STATUS.startedAt)).split('\n');
-  assert.equal(fresh[5], 'connections  0');
-  assert.equal(fresh[7], 'last reload  never');
+  assert.equal(fresh[6], 'connections  0');
+  assert.equal(fresh[8], 'last reload  never');
+  const listed = statusText({ ...STATUS, sources: { allow: [], deny: ['192.0.2.0/24'] } }).split('\n');
+  assert.equal(listed[5], 'sources      deny 192.0.2.0/24 (every rule, on top of its own)');
   assert.match(statusText({ ...STATUS, lastReload: { at: STATUS.startedAt, ok: true } }), /^last reload {2}ok at 2026-12-01T12:00:00\.000Z$/m);
 });
 
@@ -90,12 +93,20 @@ test('rules: a table with a header, numbers on the right', () => {
   assert.equal(
     rulesText(rules),
     [
-      'RULE   ID  KIND    MATCH                                            TARGET       SOCKET',
-      'web     1  listen  0.0.0.0:8080                                     10.0.0.5:80  0.0.0.0:8080',
-      'anyip  12  steer   192.0.2.0/24,2001:db8::/64 ports 8000-8999,9443  [::1]:9000   [::]:41234',
+      'RULE   ID  KIND    MATCH                                            SOURCES  TARGET       SOCKET',
+      'web     1  listen  0.0.0.0:8080                                     any      10.0.0.5:80  0.0.0.0:8080',
+      'anyip  12  steer   192.0.2.0/24,2001:db8::/64 ports 8000-8999,9443  any      [::1]:9000   [::]:41234',
     ].join('\n'),
   );
   assert.equal(rulesText([]), 'no rules');
+});
+
+test("rules: a rule's own allow and deny lists", () => {
+  const acl = { allow: ['10.0.0.0/8', '2001:db8::/32'].map((t) => parsePrefix(t) as Prefix), deny: [parsePrefix('10.0.5.0/24') as Prefix] };
+  const report = ruleReport({ ...web, acl }, 1, '0.0.0.0:8080');
+  assert.deepEqual(report.sources, { allow: ['10.0.0.0/8', '2001:db8::/32'], deny: ['10.0.5.0/24'] });
+  assert.equal(sourcesText(report.sources), 'allow 10.0.0.0/8,2001:db8::/32; deny 10.0.5.0/24');
+  assert.equal(sourcesText({ allow: [], deny: ['192.0.2.1/32'] }), 'deny 192.0.2.1/32');
 });
 
 test('conns: a table with sizes and ages people read', () => {
