@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli, startBpfredir } from '../helpers/bpfredir.js';
-import { slow } from '../helpers/emulation.js';
+import { slow, slowdown } from '../helpers/emulation.js';
 import { bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
 
@@ -30,7 +30,8 @@ describe('admin socket', { skip }, () => {
     ns = createNetns('admin');
     dir = mkdtempSync(join(tmpdir(), 'bpfredir-admin-'));
     runDir = join(dir, 'run');
-    sink = await startServer(ns, { mode: 'slow', rate: 2 * MiB, host: '127.0.1.1' });
+    // Slower under emulation, where every CLI call takes seconds: the stream must outlast them.
+    sink = await startServer(ns, { mode: 'slow', rate: Math.floor((2 * MiB) / slowdown), host: '127.0.1.1' });
     named = await startServer(ns, { mode: 'name', name: 'named', host: '127.0.1.1' });
   });
 
@@ -66,7 +67,7 @@ describe('admin socket', { skip }, () => {
       assert.equal(socket.mode & 0o777, 0o600);
       assert.equal(statSync(runDir).mode & 0o777, 0o700);
 
-      const bytes = 8 * MiB; // ~4 s into the 2 MiB/s sink
+      const bytes = 8 * MiB; // ~4 s into the 2 MiB/s sink (40 s under a 10x emulation)
       const stream = runClient(ns, { host: '127.0.0.2', port: 7400, bytes, timeoutMs: slow(60_000) });
       await proxy.waitForLog((l) => l.msg === 'connected' && l.rule === 'stream');
       await sleep(500);
