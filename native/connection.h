@@ -5,7 +5,9 @@
 #include <string>
 
 #include "bpfredir.h"
+#include "connection_limit.h"
 #include "loop_guard.h"
+#include "proxy_protocol.h"
 #include "relay.h"
 #include "rule_stats.h"
 #include "sock_address.h"
@@ -55,6 +57,8 @@ struct Connection {
   bool want_splice = false;
   uint32_t splice_after_bytes = 0;  // want_splice: relay this many bytes first
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
+  ProxyProtocol proxy_protocol = ProxyProtocol::kNone;  // header sent upstream once connected
+  LimitSlot limit_slot;             // its place under the rule's max_connections
   ConnState state = ConnState::kConnecting;
   RuleCounters* stats = nullptr;  // its rule's counters in this engine (they outlive it)
   Path path = kNoPath;            // the gauge it counts in (Engine::SetPath)

@@ -90,6 +90,8 @@ void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
     if (shared_update->targets) config.targets = *shared_update->targets;
     if (shared_update->connect_timeout_ms) config.connect_timeout_ms = *shared_update->connect_timeout_ms;
     if (shared_update->idle_timeout_ms) config.idle_timeout_ms = *shared_update->idle_timeout_ms;
+    if (shared_update->upstream) config.upstream = *shared_update->upstream;
+    if (shared_update->max_connections) config.limit->max.store(*shared_update->max_connections, std::memory_order_relaxed);
   });
 }
 
@@ -347,6 +349,7 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
     }
   }
   auto owned = std::make_unique<Connection>();
+  if (!owned->limit_slot.Acquire(config.limit)) return RefuseOverLimit(listener, std::move(client));
   Connection& c = *owned;
   c.id = next_conn_id_;
   next_conn_id_ += slot_.count;
@@ -356,10 +359,12 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   c.want_splice = maps_ && config.datapath == Datapath::kSplice;
   c.splice_after_bytes = config.splice_after_bytes;
   c.bulk_on_relay = config.bulk_on_relay;
+  c.proxy_protocol = config.upstream.proxy_protocol;
   c.accepted_ns = MonotonicNs();
   c.stats = listener.stats;
   c.client = peer;
   SetNoDelay(client.get());
+  SetKeepalive(client.get(), config.upstream.keepalive_s);
   c.fd[kClient] = std::move(client);
   const SockAddress& target = config.targets.front();
   c.upstream = target;
@@ -369,11 +374,13 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
 
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
-  if (config.loop_guard && slot_.loop_guard) {
-    // Fix the local port before any SYN leaves, so that the engine accepting
-    // this connection (if it comes back to us) finds it registered.
-    uint16_t port = BindAnyPort(c.fd[kUpstream].get(), target.family());
-    if (!port) return FailConnect(c, errno, nullptr);
+  // With the loop guard, fix the local port before any SYN leaves, so that the
+  // engine accepting this connection (if it comes back to us) finds it registered.
+  bool guarded = config.loop_guard && slot_.loop_guard;
+  uint16_t port = 0;
+  if (int err = PrepareUpstream(c.fd[kUpstream].get(), target.family(), config.upstream, guarded, &port))
+    return FailConnect(c, err, nullptr);
+  if (guarded) {
     path.push_back(config.rule_id);
     c.loop_guard = slot_.loop_guard->Add(port, target, std::move(path));
   }
@@ -422,6 +429,7 @@ void Engine::OnConnectDone(Connection& c) {
   socklen_t len = sizeof(err);
   if (getsockopt(c.fd[kUpstream].get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return FailConnect(c, err, nullptr);
+  if (c.proxy_protocol != ProxyProtocol::kNone && !SendProxyHeader(c)) return FailConnect(c, errno ? errno : EIO, "proxy_header");
   c.connected_ns = MonotonicNs();
   c.stats->ObserveConnect(c.connected_ns - c.accepted_ns);
   bool splice_now = c.want_splice && c.splice_after_bytes == 0;
@@ -436,6 +444,23 @@ void Engine::OnConnectDone(Connection& c) {
   if (spliced) return;
   if (splice_now) ReportFallback(c, why_not);
   StartRelay(c);
+}
+
+bool Engine::SendProxyHeader(Connection& c) {
+  SockAddress dialled;
+  dialled.len = sizeof(dialled.storage);
+  if (getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&dialled.storage), &dialled.len) != 0) return false;
+  std::string header = ProxyHeader(c.proxy_protocol, c.client, dialled);
+  // A freshly connected socket's send buffer is empty: a short write cannot happen.
+  errno = 0;
+  return send(c.fd[kUpstream].get(), header.data(), header.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(header.size());
+}
+
+void Engine::RefuseOverLimit(const Listener& listener, UniqueFd client) {
+  listener.stats->limit_refused.Add();
+  // Reset: the client learns at once; nothing was connected upstream.
+  linger reset{1, 0};
+  setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
 }
 
 void Engine::ReportFallback(Connection& c, const std::string& why_not) {

@@ -87,6 +87,8 @@ struct ListenerUpdate {
   std::optional<std::vector<SockAddress>> targets;
   std::optional<uint32_t> connect_timeout_ms;
   std::optional<uint32_t> idle_timeout_ms;
+  std::optional<UpstreamOptions> upstream;
+  std::optional<uint32_t> max_connections;
 };
 
 class Engine {
@@ -141,6 +143,10 @@ class Engine {
   // `client` is one (*dialled: where it connected to); nullopt otherwise.
   std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
   // Resets a connection that came back to a rule on its path; one 'error' event.
+  // The rule is at its max_connections: reset the client, count it.
+  void RefuseOverLimit(const Listener& listener, UniqueFd client);
+  // Writes the PROXY protocol header to the freshly connected upstream; false (errno set) if it could not.
+  bool SendProxyHeader(Connection& c);
   void RefuseLoop(const Listener& listener, UniqueFd client, const SockAddress& peer, const SockAddress& dialled,
                   const std::vector<uint32_t>& path);
   void OnConnectDone(Connection& c);

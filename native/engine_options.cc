@@ -43,6 +43,23 @@ static std::vector<SockAddress> TargetsField(const Napi::Object& object, const s
   return targets;
 }
 
+static uint32_t OptionalUint32(const Napi::Object& object, const char* key, const std::string& owner) {
+  return object.Get(key).IsUndefined() ? 0 : Uint32Field(object, key, owner);
+}
+
+// proxyProtocol (0, 1, 2), sourceAddress ({host, port: 0}), mark, keepaliveS: all optional.
+static UpstreamOptions UpstreamFields(const Napi::Object& o, const std::string& owner) {
+  UpstreamOptions upstream;
+  uint32_t version = OptionalUint32(o, "proxyProtocol", owner);
+  if (version > 2) throw Napi::TypeError::New(o.Env(), owner + ".proxyProtocol must be 0 (none), 1 or 2");
+  upstream.proxy_protocol = static_cast<ProxyProtocol>(version);
+  Napi::Value source = o.Get("sourceAddress");
+  if (!source.IsUndefined()) upstream.source = AddressField(source, owner + ".sourceAddress");
+  upstream.mark = OptionalUint32(o, "mark", owner);
+  upstream.keepalive_s = OptionalUint32(o, "keepaliveS", owner);
+  return upstream;
+}
+
 ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   const std::string owner = "listener";
   Napi::Object o = ObjectField(value, owner);
@@ -64,6 +81,10 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.splice_after_bytes = o.Get("spliceAfterBytes").IsUndefined() ? 0 : Uint32Field(o, "spliceAfterBytes", owner);
   config.bulk_on_relay = !o.Get("bulkOnRelay").IsUndefined() && BoolField(o, "bulkOnRelay", owner);
   config.loop_guard = !o.Get("loopGuard").IsUndefined() && BoolField(o, "loopGuard", owner);
+  config.upstream = UpstreamFields(o, owner);
+  config.limit->max = OptionalUint32(o, "maxConnections", owner);
+  if (config.upstream.source.len && config.upstream.source.family() != config.targets.front().family())
+    throw Napi::TypeError::New(o.Env(), "listener.sourceAddress must be of the targets' address family");
   if (config.sndbuf_bytes > INT32_MAX / 2)
     throw Napi::TypeError::New(o.Env(), "listener.sndbufBytes must be below 1 GiB");
   return config;
@@ -76,6 +97,13 @@ ListenerUpdate ParseListenerUpdate(const Napi::Value& value) {
   if (!o.Get("targets").IsUndefined()) update.targets = TargetsField(o, owner);
   if (!o.Get("connectTimeoutMs").IsUndefined()) update.connect_timeout_ms = Uint32Field(o, "connectTimeoutMs", owner);
   if (!o.Get("idleTimeoutMs").IsUndefined()) update.idle_timeout_ms = Uint32Field(o, "idleTimeoutMs", owner);
+  // The upstream settings go together: any one given replaces all of them.
+  for (const char* key : {"proxyProtocol", "sourceAddress", "mark", "keepaliveS"}) {
+    if (o.Get(key).IsUndefined()) continue;
+    update.upstream = UpstreamFields(o, owner);
+    break;
+  }
+  if (!o.Get("maxConnections").IsUndefined()) update.max_connections = Uint32Field(o, "maxConnections", owner);
   return update;
 }
 

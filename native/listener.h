@@ -1,11 +1,14 @@
 // A rule's listening socket and the settings its new connections copy.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "connection_limit.h"
 #include "sock_address.h"
 #include "unique_fd.h"
+#include "upstream_socket.h"
 
 enum class Datapath { kSplice, kUserspace };
 
@@ -28,6 +31,9 @@ struct ListenerConfig {
   // The target could reach one of our own listeners: bind and register each
   // upstream socket with the group's LoopGuard (2 syscalls per connection).
   bool loop_guard = false;
+  UpstreamOptions upstream;
+  // Shared by the group's engines: never null.
+  std::shared_ptr<ConnectionLimit> limit = std::make_shared<ConnectionLimit>();
 };
 
 // Opens `count` non-blocking listening sockets for config, on the caller's

@@ -20,6 +20,7 @@
   X(accepted, "accepted")                                                                          \
   X(connecting, "connecting")     /* open now, upstream connect in progress */                     \
   X(loops_refused, "loopsRefused") /* our own upstream connections back on their path, reset */    \
+  X(limit_refused, "limitRefused") /* reset at accept: the rule had max_connections open */        \
   X(bulk_flows, "bulkFlows")      /* kept on the splice(2) relay as bulk flows */                  \
   /* Written to the peer by user space (recv/send copy, splice(2), a direction left outside the \
      kernel path): bytes the verdict never saw. */                                                 \

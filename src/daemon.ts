@@ -28,6 +28,7 @@ import {
   type EngineStats,
   type FeatureProbe,
   type ListenerHandle,
+  type ListenerOptions,
   type RawBinding,
   type RawBpfObject,
   type RawEngine,
@@ -318,7 +319,7 @@ class RunningDaemon implements Daemon {
 
     for (const rule of changed) {
       const l = this.byName.get(rule.name)!;
-      this.engine.updateListener(l.id, { targets: [rule.target], connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs });
+      this.engine.updateListener(l.id, { targets: [rule.target], connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs, ...upstreamOptions(rule) });
       l.rule = rule;
     }
     // Past this point the reload has happened: a failure here is logged, never thrown.
@@ -447,6 +448,7 @@ class RunningDaemon implements Daemon {
         spliceAfterBytes: config.spliceAfterBytes,
         bulkOnRelay: config.bulkFlows === 'relay',
         loopGuard,
+        ...upstreamOptions(rule),
       });
     } catch (err) {
       throw explainListenFailure(err, rule, formatHostPort(bind.host, bind.port));
@@ -506,6 +508,17 @@ class RunningDaemon implements Daemon {
       await this.undo.unwind();
     })());
   }
+}
+
+/** A rule's per-connection socket settings, as the engine takes them (every key, so an update resets what a rule dropped). */
+function upstreamOptions(rule: Rule): Required<Pick<ListenerOptions, 'proxyProtocol' | 'mark' | 'keepaliveS' | 'maxConnections'>> & Pick<ListenerOptions, 'sourceAddress'> {
+  return {
+    proxyProtocol: rule.proxyProtocol ?? 0,
+    ...(rule.sourceAddress && { sourceAddress: { host: rule.sourceAddress, port: 0 } }),
+    mark: rule.mark ?? 0,
+    keepaliveS: Math.ceil((rule.keepaliveMs ?? 0) / 1000),
+    maxConnections: rule.maxConnections ?? 0,
+  };
 }
 
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {

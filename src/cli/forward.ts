@@ -16,6 +16,11 @@ interface ForwardArgs extends ServeArgs {
   'bulk-flows'?: string;
   allow?: string[];
   deny?: string[];
+  'proxy-protocol'?: string;
+  source?: string;
+  mark?: string;
+  keepalive?: string;
+  'max-connections'?: string;
 }
 
 export const forwardCommand: CommandModule<object, ForwardArgs> = {
@@ -34,6 +39,11 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('threads', { type: 'string', describe: 'engine threads: auto (default, one per CPU) or 1..64' })
       .option('allow', { type: 'string', array: true, describe: 'admit only clients in these prefixes, checked in the kernel before accept (repeatable), e.g. 10.0.0.0/8' })
       .option('deny', { type: 'string', array: true, describe: 'refuse clients in these prefixes before accept (repeatable), e.g. 192.0.2.0/24' })
+      .option('proxy-protocol', { choices: ['v1', 'v2', 'none'] as const, describe: 'send a PROXY protocol header (v1 text, v2 binary) to the target, so it sees the real client' })
+      .option('source', { type: 'string', describe: 'connect to the target from this local address, e.g. 192.0.2.10' })
+      .option('mark', { type: 'string', describe: 'SO_MARK of upstream connections, for policy routing or the firewall, e.g. 0x64' })
+      .option('keepalive', { type: 'string', describe: 'TCP keepalive on both sides after this much silence, e.g. 60s (default off)' })
+      .option('max-connections', { type: 'string', describe: 'open connections admitted; more are reset at once and counted (default 0: no limit)' })
       .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel')
       .example('$0 forward 0.0.0.0:8080 10.0.0.5:80 --allow 192.168.0.0/16 --deny 192.168.9.0/24', 'only the LAN, less one subnet'),
   handler: async (args) => {
@@ -53,6 +63,11 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
             idle_timeout: args['idle-timeout'],
             allow: args.allow,
             deny: args.deny,
+            proxy_protocol: args['proxy-protocol'],
+            source: args.source,
+            mark: args.mark,
+            keepalive: args.keepalive,
+            max_connections: args['max-connections'],
           },
         ],
       },

@@ -32,6 +32,12 @@ export async function resolveHostnames(config: Config, lookup: HostLookup = syst
       return { ...rule, target };
     }),
   );
+  for (const rule of rules) {
+    const family = isIP(rule.target.host);
+    if (rule.sourceAddress && family && isIP(rule.sourceAddress) !== family) {
+      problems.push(`${rule.source}: rule '${rule.name}': source: ${rule.sourceAddress} cannot reach target ${rule.target.host} (another address family); use an IPv${family} source`);
+    }
+  }
   if (problems.length) throw new BpfredirError('ERR_BPFREDIR_CONFIG', problems);
   return { ...config, rules };
 }

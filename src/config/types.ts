@@ -31,6 +31,16 @@ interface RuleCommon {
   idleTimeoutMs: number;
   /** This rule's own lists, obeyed on top of the config's; none when absent. */
   acl?: Acl;
+  /** PROXY protocol header sent to the target before any client byte; none when absent. */
+  proxyProtocol?: 1 | 2;
+  /** Literal address upstream connections are made from (`source:`); the kernel's choice when absent. */
+  sourceAddress?: string;
+  /** SO_MARK of upstream connections; none when absent. */
+  mark?: number;
+  /** TCP keepalive idle time on both sockets, ms; off when absent. */
+  keepaliveMs?: number;
+  /** Open connections the rule admits; more are reset at accept. No limit when absent. */
+  maxConnections?: number;
   /** "file:line" of the rule, for later errors about it. */
   source: string;
 }
@@ -90,4 +100,5 @@ export const DEFAULTS = {
   bulkFlows: 'relay' as BulkFlows,
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,
+  keepaliveMs: 0,
 };

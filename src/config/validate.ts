@@ -3,19 +3,36 @@
  * each, "<file>:<line>: <where>: <what>; <how to fix>") before failing, so a
  * user fixes them all in one go and nothing is applied from a broken config.
  */
+import { isIP } from 'node:net';
 import { BpfredirError } from '../errors.js';
 import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
 import { MAX_RULE_ID } from '../rules/ids.js';
 import { formatPrefix, type Prefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
-import { parseEndpoint, parsePorts, parsePrefixes } from './fields.js';
+import { endpointHostProblem, formatEndpoint, parseEndpoint, parsePorts, parsePrefixes } from './fields.js';
 import { closestMatch } from './suggest.js';
 import { DEFAULTS, MAX_ENGINE_THREADS, type Acl, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'metrics', 'allow', 'deny', 'rules'] as const;
-const RULE_KEYS = ['name', 'protocol', 'listen', 'destination', 'ports', 'target', 'connect_timeout', 'idle_timeout', 'allow', 'deny'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'rules'] as const;
+const RULE_KEYS = [
+  'name',
+  'protocol',
+  'listen',
+  'destination',
+  'ports',
+  'target',
+  'connect_timeout',
+  'idle_timeout',
+  'keepalive',
+  'allow',
+  'deny',
+  'proxy_protocol',
+  'source',
+  'mark',
+  'max_connections',
+] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
@@ -114,6 +131,35 @@ const threadCount = (v: unknown): Parsed<number> => {
 
 const connectTimeout = duration({ allowZero: false, example: '5s' });
 const idleTimeout = duration({ allowZero: true, example: '10m, or 0 for never' });
+const keepalive = duration({ allowZero: true, example: '60s, or 0 for off' });
+
+const proxyProtocol = (v: unknown): Parsed<1 | 2 | undefined> => {
+  const text = String(v ?? '').trim();
+  if (text === 'v1' || text === '1') return { ok: true, value: 1 };
+  if (text === 'v2' || text === '2') return { ok: true, value: 2 };
+  if (text === 'none' || text === 'off') return { ok: true, value: undefined };
+  return { ok: false, reason: `'${text}' is not a PROXY protocol version; write v1 (text), v2 (binary) or none` };
+};
+
+/** A literal address, no port: where upstream connections come from. */
+const sourceAddress = (v: unknown): Parsed<string> => {
+  const text = String(v ?? '').trim().replace(/^\[(.*)\]$/, '$1');
+  const problem = isIP(text) ? endpointHostProblem(text) : `'${text}' is not an IP address`;
+  return problem ? { ok: false, reason: `${problem}; write an address of this host, e.g. 192.0.2.10 or 2001:db8::10` } : { ok: true, value: text };
+};
+
+/** A 32-bit integer, decimal or 0x hex. */
+const mark = (v: unknown): Parsed<number> => {
+  const text = String(v ?? '').trim();
+  const n = /^(0x[0-9a-f]{1,8}|\d{1,10})$/i.test(text) ? Number(text) : NaN;
+  return n >= 0 && n <= 0xffffffff ? { ok: true, value: n } : { ok: false, reason: `'${text}' is not a mark; write a 32-bit number, e.g. 100 or 0x64` };
+};
+
+const connectionLimit = (v: unknown): Parsed<number> => {
+  const text = String(v ?? '').trim();
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  return n >= 0 && n <= 0xffffffff ? { ok: true, value: n } : { ok: false, reason: `'${text}' is not a connection count; write e.g. 1000, or 0 for no limit` };
+};
 
 const oneOf =
   <T extends string>(allowed: readonly T[]) =>
@@ -154,6 +200,7 @@ function sourceLists(entries: MapEntry[], where: string, problems: Problems): Ac
 interface RuleDefaults {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
+  keepaliveMs: number;
 }
 
 function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, problems: Problems): Rule | undefined {
@@ -174,7 +221,29 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, connectTimeout, defaults.connectTimeoutMs);
   const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, idleTimeout, defaults.idleTimeoutMs);
   const acl = sourceLists(entries, where, problems);
-  const common = { name: name ?? '', protocol: 'tcp' as const, target: target as Endpoint, connectTimeoutMs, idleTimeoutMs, ...(acl && { acl }), source: problems.at(node.line) };
+  const keepaliveMs = field(entries, 'keepalive', where, problems, keepalive, defaults.keepaliveMs);
+  const proxy = field(entries, 'proxy_protocol', where, problems, proxyProtocol, undefined);
+  const from = field(entries, 'source', where, problems, sourceAddress, undefined);
+  const markValue = field(entries, 'mark', where, problems, mark, 0);
+  const maxConnections = field(entries, 'max_connections', where, problems, connectionLimit, 0);
+  const sourceEntry = entryOf(entries, 'source');
+  if (from && target && isIP(target.host) && isIP(from) !== isIP(target.host)) {
+    problems.add(sourceEntry?.line, where, `source: ${from} and target ${formatEndpoint(target)} are of different address families; use an IPv${isIP(target.host)} source`);
+  }
+  const common = {
+    name: name ?? '',
+    protocol: 'tcp' as const,
+    target: target as Endpoint,
+    connectTimeoutMs,
+    idleTimeoutMs,
+    ...(acl && { acl }),
+    ...(proxy && { proxyProtocol: proxy }),
+    ...(from && { sourceAddress: from }),
+    ...(markValue && { mark: markValue }),
+    ...(keepaliveMs && { keepaliveMs }),
+    ...(maxConnections && { maxConnections }),
+    source: problems.at(node.line),
+  };
 
   const listenEntry = entryOf(entries, 'listen');
   const destinationEntry = entryOf(entries, 'destination');
@@ -259,6 +328,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
+    keepaliveMs: field(entries, 'keepalive', '', problems, keepalive, DEFAULTS.keepaliveMs),
   };
 
   const rulesEntry = entryOf(entries, 'rules');

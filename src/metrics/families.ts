@@ -84,6 +84,12 @@ function engineFamilies(rules: readonly EngineRuleStats[], nameOf: ReadonlyMap<n
     { name: 'bpfredir_upstream_connect_failures_total', help: 'Upstream connects that failed, per rule and reason (refused, timeout, unreachable, no_resources, other).', type: 'counter', samples: per((r, rule) => byName(r.connectFailed, 'reason', rule)) },
     { name: 'bpfredir_upstream_connect_duration_seconds', help: 'Time from accept to the upstream connect completing, per rule.', type: 'histogram', samples: per((r, rule) => histogramSamples(r.connectSeconds, { rule })) },
     { name: 'bpfredir_connection_duration_seconds', help: 'Time from accept to close, per rule.', type: 'histogram', samples: per((r, rule) => histogramSamples(r.durationSeconds, { rule })) },
+    {
+      name: 'bpfredir_connections_refused_total',
+      help: 'Connections reset at accept, per rule and reason (max_connections: the rule had that many open).',
+      type: 'counter',
+      samples: per((r, rule) => [{ labels: { rule, reason: 'max_connections' }, value: r.limitRefused }]),
+    },
     { name: 'bpfredir_loops_refused_total', help: "Connections from bpfredir's own upstream sockets that came back to a rule on their path, reset.", type: 'counter', samples: per((r, rule) => [{ labels: { rule }, value: r.loopsRefused }]) },
     { name: 'bpfredir_bulk_flows_total', help: 'Connections kept on the splice(2) relay as bulk flows, per rule.', type: 'counter', samples: per((r, rule) => [{ labels: { rule }, value: r.bulkFlows }]) },
     { name: 'bpfredir_backpressure_pauses_total', help: 'Times a direction of a sockmap connection was paused by the in-flight budget, per rule.', type: 'counter', samples: per((r, rule) => [{ labels: { rule }, value: r.pauses }]) },

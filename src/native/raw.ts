@@ -61,7 +61,22 @@ export interface ListenerOptions {
   /** The target could reach one of this engine's listeners: bind each upstream socket before connect and
    *  register it, so a connection that comes back to a rule it already passed is reset (default false). */
   loopGuard?: boolean;
+  /** PROXY protocol header sent to the upstream once connected: 0 none (default), 1 or 2. */
+  proxyProtocol?: 0 | 1 | 2;
+  /** Bind upstream sockets to this address (port 0) before connect; the targets' family. */
+  sourceAddress?: SocketAddress;
+  /** SO_MARK of upstream sockets (0: none, the default). */
+  mark?: number;
+  /** TCP keepalive on both sockets: idle seconds before the first probe (0: off, the default). */
+  keepaliveS?: number;
+  /** Open connections the rule's listener group admits; more are reset at accept (0: no limit, the default). */
+  maxConnections?: number;
 }
+
+/** What updateListener changes; the upstream settings (proxyProtocol, sourceAddress, mark, keepaliveS) go together. */
+export type ListenerUpdate = Partial<
+  Pick<ListenerOptions, 'targets' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'proxyProtocol' | 'sourceAddress' | 'mark' | 'keepaliveS' | 'maxConnections'>
+>;
 
 export interface ListenerHandle {
   id: number;
@@ -146,6 +161,8 @@ export interface EngineRuleStats {
   /** Gauge: upstream connect in progress. */
   connecting: number;
   loopsRefused: number;
+  /** Reset at accept because the rule had maxConnections open. */
+  limitRefused: number;
   /** Connections kept on the splice(2) relay as bulk flows. */
   bulkFlows: number;
   /** Bytes user space wrote to the peer that the sockmap verdict never saw (recv/send copy, splice(2), a direction
@@ -202,7 +219,7 @@ export interface EngineOptions {
 export interface RawEngine {
   addListener(opts: ListenerOptions): ListenerHandle;
   /** Change targets/timeouts of a listener; open connections keep theirs. */
-  updateListener(id: number, opts: Partial<Pick<ListenerOptions, 'targets' | 'connectTimeoutMs' | 'idleTimeoutMs'>>): void;
+  updateListener(id: number, opts: ListenerUpdate): void;
   /** Stop accepting on this listener and close its socket; connections go on. */
   removeListener(id: number): void;
   stats(): EngineStats;
