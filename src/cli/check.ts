@@ -1,12 +1,13 @@
 /** bpfredir check: validate a config and show what it compiles to. Changes nothing. */
 import type { CommandModule } from 'yargs';
-import { findConfig, loadConfigFile } from '../config/load.js';
+import { configSource } from '../config/load.js';
 import { readTcpListeners } from '../config/proc-listeners.js';
 import { RuleIds } from '../rules/ids.js';
 import { checkReport } from './check-report.js';
 
 interface CheckArgs {
   config?: string;
+  'rinetd-config'?: string;
 }
 
 export const checkCommand: CommandModule<object, CheckArgs> = {
@@ -15,9 +16,11 @@ export const checkCommand: CommandModule<object, CheckArgs> = {
   builder: (yargs) =>
     yargs
       .option('config', { type: 'string', describe: 'config file (YAML or JSON); default $BPFREDIR_CONFIG, ./bpfredir.yaml, /etc/bpfredir/config.yaml' })
-      .example('$0 check --config deploy/example.yaml', ''),
+      .option('rinetd-config', { type: 'string', describe: 'a rinetd.conf, read as rinetd 0.73 reads it' })
+      .example('$0 check --config deploy/example.yaml', '')
+      .example('$0 check --rinetd-config /etc/rinetd.conf', 'what bpfredir makes of a rinetd setup'),
   handler: async (args) => {
-    const config = await loadConfigFile(findConfig(args.config));
+    const config = await configSource(args).load();
     const ids = new RuleIds().assign(config.rules.map((r) => r.name));
     const report = checkReport(config, ids, readTcpListeners());
     process.stdout.write(`${report.lines.join('\n')}\n`);

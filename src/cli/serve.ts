@@ -10,7 +10,7 @@ import { readTcpListeners } from '../config/proc-listeners.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { BpfredirError, isBpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
-import { loadConfigFile } from '../config/load.js';
+import type { ConfigSource } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
 import { Reloader } from '../reloader.js';
@@ -100,8 +100,9 @@ function metricsOverride(args: ServeArgs): (config: Config) => Config {
   return (config) => ({ ...config, metricsListen: parsed.value });
 }
 
-/** configFile: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
-export async function serve(fromFile: Config, args: ServeArgs, configFile?: string): Promise<void> {
+/** source: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
+export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSource): Promise<void> {
+  const configFile = source?.file;
   const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
   const drainFor = drainMs(args.drain);
   const withFlags = metricsOverride(args);
@@ -130,13 +131,13 @@ export async function serve(fromFile: Config, args: ServeArgs, configFile?: stri
       runDir: args['run-dir'],
     });
     if (configFile) {
-      const reloads = (reloader = new Reloader(daemon, async () => withFlags(await loadConfigFile(configFile)), logger));
+      const reloads = (reloader = new Reloader(daemon, async () => withFlags(await source!.load()), logger));
       watch = watchConfig(configFile, () => void reloads.reload('file change'));
     }
     const socketPath = args['admin-socket'] ?? adminSocketPath(args['run-dir'], daemon.netnsInode);
-    const source = daemonSource({ daemon, reloader, startedAt });
+    const answers = daemonSource({ daemon, reloader, startedAt });
     try {
-      admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, source, logger), logger);
+      admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, answers, logger), logger);
       if (config.metricsListen) {
         const exporter = createExporter(daemonMetricsSources(daemon, reloader));
         const notReady = () => (stopping ? 'stopping' : ready ? undefined : 'starting');

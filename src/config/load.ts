@@ -1,6 +1,8 @@
 /** Find, read, parse, validate and resolve a config: the one way in for config files. */
 import { readFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { parseRinetdConfig, readServices } from '../compat/rinetd.js';
+import { rinetdToConfig } from '../compat/rinetd-config.js';
 import { BpfredirError, errnoCode } from '../errors.js';
 import type { Prefix } from '../rules/ip.js';
 import { rejectLoops } from '../rules/loops.js';
@@ -70,12 +72,38 @@ export async function resolveAndCheck(config: Config, host: HostFacts = {}): Pro
   return rejectLoops(await resolveHostnames(config, host.lookup), host.localPrefixes ?? localPrefixes());
 }
 
-export async function loadConfigFile(file: string, host: HostFacts = {}): Promise<Config> {
-  let text: string;
+async function readConfig(file: string, flag: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (err) {
-    throw new BpfredirError('ERR_BPFREDIR_CONFIG', `${file}: cannot read the config (${errnoCode(err) ?? err}); check the path given to --config`, { cause: err });
+    throw new BpfredirError('ERR_BPFREDIR_CONFIG', `${file}: cannot read the config (${errnoCode(err) ?? err}); check the path given to ${flag}`, { cause: err });
   }
-  return resolveAndCheck(parseConfigText(text, file), host);
+}
+
+export async function loadConfigFile(file: string, host: HostFacts = {}): Promise<Config> {
+  return resolveAndCheck(parseConfigText(await readConfig(file, '--config'), file), host);
+}
+
+/** rinetd's own config file, read as rinetd reads it (service names from /etc/services when there is one). */
+export async function loadRinetdFile(file: string, host: HostFacts = {}): Promise<Config> {
+  const text = await readConfig(file, '--rinetd-config');
+  const services = await readFile('/etc/services', 'utf8').then(readServices, () => undefined);
+  return resolveAndCheck(rinetdToConfig(parseRinetdConfig(text, file, services)), host);
+}
+
+/** A config file and how to read it again (a reload). */
+export interface ConfigSource {
+  file: string;
+  load(): Promise<Config>;
+}
+
+/** --config FILE or --rinetd-config FILE (not both). */
+export function configSource(args: { config?: string; 'rinetd-config'?: string }): ConfigSource {
+  const rinetd = args['rinetd-config'];
+  if (rinetd !== undefined && args.config !== undefined) {
+    throw new BpfredirError('ERR_BPFREDIR_USAGE', 'give --config or --rinetd-config, not both');
+  }
+  if (rinetd !== undefined) return { file: rinetd, load: () => loadRinetdFile(rinetd) };
+  const file = findConfig(args.config);
+  return { file, load: () => loadConfigFile(file) };
 }

@@ -17,6 +17,14 @@ export interface Endpoint {
  * allow list is not empty, a client outside all of its prefixes is too.
  * Prefixes are in the IPv4-mapped space, so 10.0.0.0/8 also covers ::ffff:10.x.
  */
+export type AccessLogFormat = 'rinetd' | 'common';
+
+export interface AccessLogSetting {
+  path: string;
+  /** rinetd's tab-separated lines, or its common-log-format lines (logcommon). */
+  format: AccessLogFormat;
+}
+
 export interface Acl {
   allow: Prefix[];
   deny: Prefix[];
@@ -41,6 +49,8 @@ interface RuleCommon {
   keepaliveMs?: number;
   /** Open connections the rule admits; more are reset at accept. No limit when absent. */
   maxConnections?: number;
+  /** Hosts as the config wrote them (names before resolution), for logs that quote the rule. */
+  written?: { listenHost?: string; targetHost: string };
   /** "file:line" of the rule, for later errors about it. */
   source: string;
 }
@@ -77,6 +87,10 @@ export interface Config {
   metricsListen?: Endpoint;
   /** Lists every rule obeys (`allow:`/`deny:` at the top); none when absent. */
   acl?: Acl;
+  /** One line per connection event in a file (`access_log:`), reopened on every reload; none when absent. */
+  accessLog?: AccessLogSetting;
+  /** Where the process id is written at start and removed at exit (`pid_file:`); none when absent. */
+  pidFile?: string;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;

@@ -11,11 +11,11 @@ import { formatPrefix, type Prefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
 import { endpointHostProblem, formatEndpoint, parseEndpoint, parsePorts, parsePrefixes } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { DEFAULTS, MAX_ENGINE_THREADS, type Acl, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'access_log', 'access_log_format', 'pid_file', 'rules'] as const;
 const RULE_KEYS = [
   'name',
   'protocol',
@@ -35,6 +35,7 @@ const RULE_KEYS = [
 ] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
+const ACCESS_LOG_FORMATS: readonly AccessLogFormat[] = ['rinetd', 'common'];
 const RULE_NAME = /^[a-z0-9_.-]{1,64}$/;
 /** The kernel's in-flight accounting uses 32-bit sequence arithmetic. */
 const MAX_BUDGET = 2 ** 31 - 1;
@@ -178,6 +179,12 @@ const protocol = (v: unknown): Parsed<'tcp'> => {
   return { ok: false, reason: `'${v}' is not a protocol; write tcp` };
 };
 
+/** An absolute or relative file path. */
+const filePath = (v: unknown): Parsed<string> => {
+  const text = typeof v === 'string' ? v.trim() : '';
+  return text && !text.includes('\0') ? { ok: true, value: text } : { ok: false, reason: `'${v}' is not a file path; write e.g. /var/log/bpfredir/access.log` };
+};
+
 const ruleName = (v: unknown): Parsed<string> =>
   typeof v === 'string' && RULE_NAME.test(v)
     ? { ok: true, value: v }
@@ -244,6 +251,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(maxConnections && { maxConnections }),
     source: problems.at(node.line),
   };
+  const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHost: target.host } } : {});
 
   const listenEntry = entryOf(entries, 'listen');
   const destinationEntry = entryOf(entries, 'destination');
@@ -255,7 +263,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   if (listenEntry) {
     if (portsEntry) problems.add(portsEntry.line, where, 'ports: only goes with destination; with listen the port is part of the address');
     const listen = field(entries, 'listen', where, problems, parseEndpoint, undefined);
-    return problems.count === before ? { ...common, kind: 'listen', listen: listen! } : undefined;
+    return problems.count === before ? { ...common, ...written(listen), kind: 'listen', listen: listen! } : undefined;
   }
   if (destinationEntry) {
     const destinations = parsePrefixes(destinationEntry.value);
@@ -264,7 +272,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     const ports = portsEntry ? parsePorts(portsEntry.value) : { ranges: [], problems: [] };
     for (const p of ports.problems) problems.add(portsEntry?.value.line ?? portsEntry?.line, where, `ports: ${p}`);
     return problems.count === before
-      ? { ...common, kind: 'steer', destinations: destinations.prefixes, ports: ports.ranges }
+      ? { ...common, ...written(), kind: 'steer', destinations: destinations.prefixes, ports: ports.ranges }
       : undefined;
   }
   problems.add(node.line, where, 'needs listen: ADDRESS:PORT (bind it directly) or destination: PREFIX with ports: (steer with sk_lookup)');
@@ -325,6 +333,11 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const bulkFlows = field(entries, 'bulk_flows', '', problems, oneOf(BULK_FLOWS), DEFAULTS.bulkFlows);
   const metricsListen = field(entries, 'metrics', '', problems, metricsAddress, undefined);
   const acl = sourceLists(entries, '', problems);
+  const accessLogPath = field(entries, 'access_log', '', problems, filePath, undefined);
+  const accessLogFormat = field(entries, 'access_log_format', '', problems, oneOf(ACCESS_LOG_FORMATS), 'rinetd' as AccessLogFormat);
+  const pidFile = field(entries, 'pid_file', '', problems, filePath, undefined);
+  const formatEntry = entryOf(entries, 'access_log_format');
+  if (formatEntry && !accessLogPath) problems.add(formatEntry.line, '', 'access_log_format: goes with access_log: PATH, which is missing');
   const defaults: RuleDefaults = {
     connectTimeoutMs: field(entries, 'connect_timeout', '', problems, connectTimeout, DEFAULTS.connectTimeoutMs),
     idleTimeoutMs: field(entries, 'idle_timeout', '', problems, idleTimeout, DEFAULTS.idleTimeoutMs),
@@ -349,5 +362,18 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   if (problems.count) throw fail();
-  return { datapath, threads, budgetBytes, sndbufBytes, spliceAfterBytes, bulkFlows, ...(metricsListen && { metricsListen }), ...(acl && { acl }), rules, source: file };
+  return {
+    datapath,
+    threads,
+    budgetBytes,
+    sndbufBytes,
+    spliceAfterBytes,
+    bulkFlows,
+    ...(metricsListen && { metricsListen }),
+    ...(acl && { acl }),
+    ...(accessLogPath && { accessLog: { path: accessLogPath, format: accessLogFormat } }),
+    ...(pidFile && { pidFile }),
+    rules,
+    source: file,
+  };
 }

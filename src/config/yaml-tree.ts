@@ -1,7 +1,8 @@
 /**
  * YAML (and so JSON) parsed into a small tree that remembers the line of every
  * value, so validation errors can point at it. Plain objects (command-line
- * configs) become the same tree without lines.
+ * configs) become the same tree, without lines or with one line for all of it
+ * (a converted line of another format, e.g. rinetd.conf).
  */
 import { LineCounter, isMap, isScalar, isSeq, parseDocument, type Node as YamlNode } from 'yaml';
 
@@ -49,13 +50,14 @@ export function parseYamlTree(text: string): ParsedTree {
   return { tree: doc.contents === null ? null : convert(doc.contents), syntaxErrors: [] };
 }
 
-export function plainTree(value: unknown): TreeNode {
-  if (Array.isArray(value)) return { kind: 'seq', items: value.map(plainTree) };
+export function plainTree(value: unknown, line?: number): TreeNode {
+  const at = line === undefined ? {} : { line };
+  if (Array.isArray(value)) return { kind: 'seq', ...at, items: value.map((v) => plainTree(v, line)) };
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value)
       .filter(([, v]) => v !== undefined)
-      .map(([key, v]) => ({ key, value: plainTree(v) }));
-    return { kind: 'map', entries };
+      .map(([key, v]) => ({ key, ...at, value: plainTree(v, line) }));
+    return { kind: 'map', ...at, entries };
   }
-  return { kind: 'scalar', value };
+  return { kind: 'scalar', ...at, value };
 }

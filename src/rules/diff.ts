@@ -19,7 +19,7 @@ export interface RuleDiff {
 }
 
 /** Global settings the listeners and the engine are built with. */
-const RESTART_SETTINGS = ['datapath', 'threads', 'budgetBytes', 'sndbufBytes', 'spliceAfterBytes', 'bulkFlows'] as const;
+const RESTART_SETTINGS = ['datapath', 'threads', 'budgetBytes', 'sndbufBytes', 'spliceAfterBytes', 'bulkFlows', 'pidFile'] as const;
 const SETTING_NAMES: Record<(typeof RESTART_SETTINGS)[number], string> = {
   datapath: 'datapath',
   threads: 'threads',
@@ -27,6 +27,7 @@ const SETTING_NAMES: Record<(typeof RESTART_SETTINGS)[number], string> = {
   sndbufBytes: 'sndbuf',
   spliceAfterBytes: 'splice_after',
   bulkFlows: 'bulk_flows',
+  pidFile: 'pid_file',
 };
 
 export const sameEndpoint = (a: Endpoint, b: Endpoint): boolean => a.host === b.host && a.port === b.port;
