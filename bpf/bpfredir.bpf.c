@@ -101,6 +101,11 @@ struct {
 	__uint(max_entries, BPFREDIR_EVENTS_BYTES);
 } events SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, BPFREDIR_DENIALS_BYTES);
+} denials SEC(".maps");
+
 static __always_inline struct rule_stats *stats_of(__u32 rule_id)
 {
 	return bpf_map_lookup_elem(&rule_stats, &rule_id);
@@ -165,25 +170,51 @@ static __always_inline bool listed(struct acl_key *key, __u32 scope, __u8 list)
 }
 
 /* rinetd's rule, per scope (global, then the rule's own): a matching deny
- * refuses; a non-empty allow list admits only its prefixes. */
-static __always_inline bool admitted(struct bpf_sk_lookup *ctx, __u32 rule_id)
+ * refuses; a non-empty allow list admits only its prefixes. Returns 0 when
+ * admitted, else the enum denial_reason; *key holds the client address. */
+static __always_inline int refusal(struct bpf_sk_lookup *ctx, __u32 rule_id, struct acl_key *key)
 {
 	__u32 scopes[2] = { 0, rule_id };
-	struct acl_key key = {};
 
-	if (source_key(ctx, &key))
-		return false;
+	if (source_key(ctx, key))
+		return DENIAL_DENIED;
 	for (int i = 0; i < 2; i++) {
 		struct rule_policy *policy = bpf_map_lookup_elem(&rule_policy, &scopes[i]);
 
 		if (!policy)
 			continue;
-		if ((policy->flags & POLICY_HAS_DENY) && listed(&key, scopes[i], ACL_DENY))
-			return false;
-		if ((policy->flags & POLICY_HAS_ALLOW) && !listed(&key, scopes[i], ACL_ALLOW))
-			return false;
+		if ((policy->flags & POLICY_HAS_DENY) && listed(key, scopes[i], ACL_DENY))
+			return DENIAL_DENIED;
+		if ((policy->flags & POLICY_HAS_ALLOW) && !listed(key, scopes[i], ACL_ALLOW))
+			return DENIAL_NOT_ALLOWED;
 	}
-	return true;
+	return 0;
+}
+
+/* One record for the logs; a full ring only loses the record. */
+static __always_inline void report_denial(struct bpf_sk_lookup *ctx, __u32 rule_id, int reason,
+					  const struct acl_key *client, struct rule_stats *st)
+{
+	struct bind_key dest = {};
+	struct denial d = {};
+
+	__builtin_memcpy(d.client, client->addr, sizeof(d.client));
+	dest_key(ctx, &dest);
+	__builtin_memcpy(d.dest, dest.addr, sizeof(d.dest));
+	d.client_port = bpf_ntohs(ctx->remote_port);
+	d.dest_port = ctx->local_port;
+	d.rule_id = rule_id;
+	d.reason = reason;
+	if (bpf_ringbuf_output(&denials, &d, sizeof(d), 0) && st)
+		st->denials_unreported++;
+}
+
+static __always_inline bool reports_denials(void)
+{
+	__u32 zero = 0;
+	struct settings *s = bpf_map_lookup_elem(&settings, &zero);
+
+	return s && (s->flags & SETTINGS_REPORT_DENIALS);
 }
 
 static __always_inline bool passes(__u32 rule_id)
@@ -230,9 +261,11 @@ SEC("sk_lookup")
 int steer(struct bpf_sk_lookup *ctx)
 {
 	struct bind_value *binding;
+	struct acl_key client = {};
 	struct rule_stats *st;
 	struct bpf_sock *sk;
 	__u32 rule_id;
+	int reason;
 	long err;
 
 	binding = best_binding(ctx);
@@ -255,9 +288,12 @@ int steer(struct bpf_sk_lookup *ctx)
 	st = stats_of(rule_id);
 	if (st)
 		st->lookups++;
-	if (!admitted(ctx, rule_id)) {
+	reason = refusal(ctx, rule_id, &client);
+	if (reason) {
 		if (st)
 			st->denied++;
+		if (reports_denials())
+			report_denial(ctx, rule_id, reason, &client, st);
 		/* Refused by an allow or deny list before any socket sees it:
 		 * TCP answers the SYN with a reset. */
 		return SK_DROP;

@@ -25,6 +25,8 @@
 #define BPFREDIR_MAX_ACL       262144
 /* Ring buffer for kernel → user-space notifications (bytes, power of 2). */
 #define BPFREDIR_EVENTS_BYTES  (256 * 1024)
+/* Ring buffer of refused connections, for logs (bytes, power of 2). */
+#define BPFREDIR_DENIALS_BYTES (64 * 1024)
 
 /*
  * bindings: LPM trie that steers new connections (sk_lookup).
@@ -94,9 +96,32 @@ struct rule_policy {
 };
 
 /* settings: one-element ARRAY written by user space. */
+enum settings_flags {
+	/* Someone reads `denials`: report every connection a list refuses. */
+	SETTINGS_REPORT_DENIALS = 1 << 0,
+};
+
 struct settings {
 	__u32 port_bits_mask; /* bit k set: some binding has port_bits == k */
-	__u32 flags;          /* reserved, 0 */
+	__u32 flags;          /* enum settings_flags */
+};
+
+/* denials: RINGBUF records, one per connection a source list refused (with
+ * SETTINGS_REPORT_DENIALS), for the access log. A full ring drops the record
+ * and counts it in rule_stats.denials_unreported; the refusal itself stands. */
+enum denial_reason {
+	DENIAL_DENIED = 1,      /* a deny list matched */
+	DENIAL_NOT_ALLOWED = 2, /* outside a non-empty allow list */
+};
+
+struct denial {
+	__u8 client[16];   /* network byte order, IPv4 IPv4-mapped */
+	__u8 dest[16];     /* what the client dialled, same form */
+	__u16 client_port; /* host byte order */
+	__u16 dest_port;   /* host byte order */
+	__u32 rule_id;
+	__u32 reason;      /* enum denial_reason */
+	__u32 reserved;
 };
 
 /* rule_stats: PERCPU_ARRAY indexed by rule id, summed by user space at scrape. */
@@ -111,6 +136,7 @@ struct rule_stats {
 	__u64 paused;            /* times a direction hit its in-flight budget */
 	__u64 bytes_passed;      /* of those bytes, how many user space relayed while paused */
 	__u64 denied;            /* refused by a source allow or deny list */
+	__u64 denials_unreported; /* of those, not reported: the denials ring was full */
 };
 
 enum conn_side {

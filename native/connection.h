@@ -59,6 +59,7 @@ struct Connection {
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;  // header sent upstream once connected
   LimitSlot limit_slot;             // its place under the rule's max_connections
+  int8_t closed_first = -1;         // the Side whose EOF came first (-1: none yet)
   ConnState state = ConnState::kConnecting;
   RuleCounters* stats = nullptr;  // its rule's counters in this engine (they outlive it)
   Path path = kNoPath;            // the gauge it counts in (Engine::SetPath)

@@ -20,7 +20,14 @@ namespace {
 
 // epoll_event.data.u64 = id << 3 | tag: ids stay valid after a connection is
 // gone (a stale event finds nothing), unlike pointers.
-enum Tag : uint64_t { kTagClient = 0, kTagUpstream = 1, kTagListener = 2, kTagWakeup = 3, kTagPauseEvents = 4 };
+enum Tag : uint64_t {
+  kTagClient = 0,
+  kTagUpstream = 1,
+  kTagListener = 2,
+  kTagWakeup = 3,
+  kTagPauseEvents = 4,
+  kTagDenials = 5,
+};
 constexpr uint64_t kTagBits = 3;
 constexpr uint64_t kMs = 1000000;
 constexpr int kAcceptBurst = 64;  // per wake-up, so one busy listener cannot starve the rest
@@ -52,8 +59,12 @@ Engine::Engine(const SpliceMapFds* maps, EngineSlot slot, bool connection_events
   AddToEpoll(epoll_.get(), wakeup_.get(), EPOLLIN, Key(0, kTagWakeup));
   if (maps) maps_.emplace(*maps);
   if (maps && slot_.index == 0) {
-    pause_events_ = std::make_unique<PauseEvents>(
-        maps->events, [this](uint64_t cookie, bool paused) { OnPauseEvent(cookie, paused); });
+    pause_events_ = std::make_unique<RingReader>(maps->events, "maps.events", [this](const void* data, size_t size) {
+      const auto* record = static_cast<const event*>(data);
+      if (size < sizeof(event)) return;
+      if (record->type == EVENT_PAUSED) OnPauseEvent(record->cookie, true);
+      if (record->type == EVENT_RESUMED) OnPauseEvent(record->cookie, false);
+    });
     AddToEpoll(epoll_.get(), pause_events_->epoll_fd(), EPOLLIN, Key(0, kTagPauseEvents));
   }
   thread_ = std::thread([this] { Run(); });
@@ -79,6 +90,30 @@ void Engine::AddListener(uint32_t id, ListenerConfig config, UniqueFd fd) {
     listener.fd = std::move(*shared_fd);
     AddToEpoll(epoll_.get(), listener.fd.get(), EPOLLIN, Key(id, kTagListener));
   });
+}
+
+void Engine::WatchDenials(int denials_fd) {
+  // Built here, so a wrong fd throws to the caller; read on the engine thread from then on.
+  auto reader = std::make_shared<std::unique_ptr<RingReader>>(std::make_unique<RingReader>(
+      denials_fd, "denials", [this](const void* data, size_t size) {
+        if (size >= sizeof(denial)) OnDenial(*static_cast<const struct denial*>(data));
+      }));
+  Post([this, reader] {
+    if (denials_) return;  // one ring per group
+    denials_ = std::move(*reader);
+    AddToEpoll(epoll_.get(), denials_->epoll_fd(), EPOLLIN, Key(0, kTagDenials));
+  });
+}
+
+void Engine::OnDenial(const struct denial& record) {
+  if (!connection_events_) return;
+  EngineEvent event;
+  event.type = "denied";
+  event.rule_id = record.rule_id;
+  event.client = FormatMappedAddress(record.client, record.client_port);
+  event.original_dst = FormatMappedAddress(record.dest, record.dest_port);
+  event.reason = record.reason == DENIAL_NOT_ALLOWED ? "not_allowed" : "denied";
+  Emit(std::move(event));
 }
 
 void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
@@ -232,6 +267,10 @@ void Engine::Dispatch(uint64_t data, uint32_t events) {
   }
   if (tag == kTagPauseEvents) {
     pause_events_->Consume();
+    return;
+  }
+  if (tag == kTagDenials) {
+    denials_->Consume();
     return;
   }
   if (tag == kTagListener) {
@@ -582,6 +621,7 @@ void Engine::Finish(Connection& c, CloseReason reason, bool reset, uint64_t to_u
     event.bytes_to_client = to_client;
     event.duration_ms = static_cast<double>(now - c.accepted_ns) / kMs;
     if (err) event.code = ErrnoName(err);
+    if (c.closed_first >= 0) event.closed_first = c.closed_first == kClient ? "client" : "upstream";
     Emit(std::move(event));
   }
   if (reset) {

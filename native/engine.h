@@ -20,7 +20,7 @@
 #include "rule_stats.h"
 #include "listener.h"
 #include "loop_guard.h"
-#include "pause_events.h"
+#include "ring_reader.h"
 #include "splice_maps.h"
 #include "unique_fd.h"
 
@@ -40,6 +40,7 @@ struct EngineEvent {
   double duration_ms = -1;
   std::string code;
   std::string message;
+  const char* closed_first = nullptr;  // closed: "client" or "upstream", whichever sent its EOF first
 };
 
 // One open connection, for the admin socket's list.
@@ -106,6 +107,9 @@ class Engine {
   void AddListener(uint32_t id, ListenerConfig config, UniqueFd fd);
   void UpdateListener(uint32_t id, ListenerUpdate update);
   void RemoveListener(uint32_t id);
+  // Engine 0: read the steering program's `denials` ring and emit a 'denied'
+  // event per refused connection (with connection events on). Idempotent.
+  void WatchDenials(int denials_fd);
   // Any thread: a pause event for one of this engine's connections.
   void PostPauseEvent(uint64_t cookie, bool paused);
   // Derived from the rule counters; `listeners` is left 0: the group counts them.
@@ -143,6 +147,7 @@ class Engine {
   // `client` is one (*dialled: where it connected to); nullopt otherwise.
   std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
   // Resets a connection that came back to a rule on its path; one 'error' event.
+  void OnDenial(const struct denial& record);
   // The rule is at its max_connections: reset the client, count it.
   void RefuseOverLimit(const Listener& listener, UniqueFd client);
   // Writes the PROXY protocol header to the freshly connected upstream; false (errno set) if it could not.
@@ -203,7 +208,8 @@ class Engine {
   UniqueFd epoll_;
   UniqueFd wakeup_;
   std::optional<SpliceMaps> maps_;
-  std::unique_ptr<PauseEvents> pause_events_;
+  std::unique_ptr<RingReader> pause_events_;
+  std::unique_ptr<RingReader> denials_;  // engine 0, once steering is set up
 
   // Engine thread only.
   std::unordered_map<uint32_t, Listener> listeners_;

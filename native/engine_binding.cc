@@ -27,9 +27,10 @@ struct EventKeys {
         bytes_to_client(Napi::String::New(env, "bytesToClient")),
         duration_ms(Napi::String::New(env, "durationMs")),
         code(Napi::String::New(env, "code")),
-        message(Napi::String::New(env, "message")) {}
+        message(Napi::String::New(env, "message")),
+        closed_first(Napi::String::New(env, "closedFirst")) {}
   Napi::String type, rule_id, conn_id, client, original_dst, upstream, datapath, reason, bytes_to_upstream,
-      bytes_to_client, duration_ms, code, message;
+      bytes_to_client, duration_ms, code, message, closed_first;
 };
 
 void SetIfNotEmpty(Napi::Object& object, const Napi::String& key, const std::string& value) {
@@ -53,6 +54,7 @@ Napi::Object EventToJs(Napi::Env env, const EventKeys& keys, const EngineEvent& 
   if (event.duration_ms >= 0) object.Set(keys.duration_ms, event.duration_ms);
   SetIfNotEmpty(object, keys.code, event.code);
   SetIfNotEmpty(object, keys.message, event.message);
+  if (event.closed_first) object.Set(keys.closed_first, event.closed_first);
   return object;
 }
 
@@ -151,6 +153,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {InstanceMethod<&EngineWrap::AddListener>("addListener"),
                         InstanceMethod<&EngineWrap::UpdateListener>("updateListener"),
                         InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
+                        InstanceMethod<&EngineWrap::WatchDenials>("watchDenials"),
                         InstanceMethod<&EngineWrap::Stats>("stats"),
                         InstanceMethod<&EngineWrap::RuleStats>("ruleStats"),
                         InstanceMethod<&EngineWrap::Connections>("connections"),
@@ -212,6 +215,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     RequireOpen(info.Env());
     uint32_t id = IdArg(info);
     WithJsErrors(info.Env(), [&] { engine_->RemoveListener(id); });
+  }
+
+  void WatchDenials(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
+    double fd = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (fd < 0 || fd > INT32_MAX || fd != static_cast<int>(fd))
+      throw Napi::TypeError::New(info.Env(), "watchDenials(fd): the fd of the `denials` ring buffer");
+    WithJsErrors(info.Env(), [&] { engine_->WatchDenials(static_cast<int>(fd)); });
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -48,6 +48,11 @@ void EngineGroup::RemoveListener(uint32_t id) {
   for (auto& engine : engines_) engine->RemoveListener(id);
 }
 
+void EngineGroup::WatchDenials(int denials_fd) {
+  if (stop_requested_) ThrowSysError(EBADF, "watchDenials", "the engine is closed; create a new Engine");
+  engines_[0]->WatchDenials(denials_fd);
+}
+
 EngineStats EngineGroup::Stats() const {
   EngineStats total{};
   total.listeners = listener_ids_.size();

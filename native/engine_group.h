@@ -30,6 +30,8 @@ class EngineGroup {
   ListenerHandle AddListener(ListenerConfig config);
   void UpdateListener(uint32_t id, ListenerUpdate update);
   void RemoveListener(uint32_t id);
+  // Read the steering program's `denials` ring (engine 0): a 'denied' event per refused connection.
+  void WatchDenials(int denials_fd);
   EngineStats Stats() const;
   std::vector<uint64_t> AcceptedByThread() const;
   // Each rule's counters summed over the engines, in rule id order.

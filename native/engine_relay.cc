@@ -57,6 +57,7 @@ void Engine::RunRelay(Connection& c) {
     // Per run, not per byte; CloseRelayed needs nothing more.
     BytesTo(*c.stats, Other(side)).Add(pump.bytes() - before);
     if (err) return CloseRelayed(c, CloseReason::kReset, true, err);
+    if (c.closed_first < 0 && pump.src_eof()) c.closed_first = side;
     progressed |= pump.progressed();
     more |= pump.more();
     piped |= pump.piped();

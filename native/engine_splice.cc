@@ -113,6 +113,7 @@ void Engine::OnSplicedEvent(Connection& c, Side side, uint32_t events) {
   }
   if ((events & (EPOLLRDHUP | EPOLLHUP)) && !c.dir[side].eof) {
     c.dir[side].eof = true;
+    if (c.closed_first < 0) c.closed_first = side;
     TickSpliced(c);
   }
 }

@@ -27,6 +27,8 @@ class Pump {
 
   void set_copy_limit(uint64_t bytes) { copy_limit_ = bytes; }
   bool finished() const { return dst_shut_; }
+  // The source has sent its EOF (its bytes may still be on the way).
+  bool src_eof() const { return src_eof_; }
   bool progressed() const { return progressed_; }
   bool more() const { return more_; }
   uint64_t bytes() const { return bytes_; }

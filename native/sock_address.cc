@@ -48,3 +48,11 @@ std::string OriginalDestination(int accepted_fd) {
   if (getsockname(accepted_fd, reinterpret_cast<sockaddr*>(&local.storage), &local.len) != 0) return "";
   return FormatSockAddress(local);
 }
+
+std::string FormatMappedAddress(const uint8_t (&addr)[16], uint16_t port) {
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  memcpy(&v6.sin6_addr, addr, sizeof(addr));
+  v6.sin6_port = htons(port);
+  return FormatSockAddress(reinterpret_cast<const sockaddr*>(&v6));  // shows IPv4-mapped as IPv4
+}

@@ -22,6 +22,9 @@ std::string FormatSockAddress(const sockaddr* addr);
 
 inline std::string FormatSockAddress(const SockAddress& addr) { return FormatSockAddress(addr.get()); }
 
+// An address in the maps' form (16 bytes, IPv4 IPv4-mapped) and a host-order port, formatted the same way.
+std::string FormatMappedAddress(const uint8_t (&addr)[16], uint16_t port);
+
 // The socket's own address, formatted; "" if getsockname fails. For an
 // accepted socket (no NAT) it is the destination the client dialled.
 std::string OriginalDestination(int accepted_fd);

@@ -22,6 +22,7 @@ export const MAPS = {
   relayed: 'relayed',
   acl: 'acl',
   rulePolicy: 'rule_policy',
+  denials: 'denials',
 } as const;
 export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict' } as const;
 
@@ -33,7 +34,7 @@ export const LAYOUTS = {
   acl_key: { size: 28, offsets: { prefixlen: 0, scope: 4, list: 8, pad: 9, addr: 12 } },
   rule_policy: { size: 8, offsets: { flags: 0, reserved: 4 } },
   rule_stats: {
-    size: 72,
+    size: 80,
     offsets: {
       lookups: 0,
       steered: 8,
@@ -44,6 +45,7 @@ export const LAYOUTS = {
       paused: 48,
       bytes_passed: 56,
       denied: 64,
+      denials_unreported: 72,
     },
   },
 } as const;
@@ -82,9 +84,13 @@ export function encodeBindValue(b: Binding, out: Buffer = Buffer.alloc(BIND_VALU
   return out;
 }
 
-export function encodeSettings(portBitsMask: number): Buffer {
+/** enum settings_flags */
+export const SETTINGS_FLAGS = { reportDenials: 1 << 0 } as const;
+
+export function encodeSettings(portBitsMask: number, flags = 0): Buffer {
   const out = Buffer.alloc(SETTINGS_SIZE);
   out.writeUInt32LE(portBitsMask >>> 0, LAYOUTS.settings.offsets.port_bits_mask);
+  out.writeUInt32LE(flags >>> 0, LAYOUTS.settings.offsets.flags);
   return out;
 }
 
@@ -122,6 +128,7 @@ export interface RuleStats {
   paused: bigint;
   bytesPassed: bigint;
   denied: bigint;
+  denialsUnreported: bigint;
 }
 
 /** Each counter's member in struct rule_stats. */
@@ -135,10 +142,11 @@ const RULE_STATS_MEMBERS: Record<keyof RuleStats, keyof typeof LAYOUTS.rule_stat
   paused: 'paused',
   bytesPassed: 'bytes_passed',
   denied: 'denied',
+  denialsUnreported: 'denials_unreported',
 };
 
 export function zeroRuleStats(): RuleStats {
-  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n, denied: 0n };
+  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n, denied: 0n, denialsUnreported: 0n };
 }
 
 /** Sum a per-CPU rule_stats value (one buffer per possible CPU). */

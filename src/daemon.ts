@@ -14,7 +14,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { MAPS, PROGRAMS, RULE_STATS_SIZE, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
+import { MAPS, PROGRAMS, RULE_STATS_SIZE, SETTINGS_FLAGS, encodeU32Key, sumRuleStats, zeroRuleStats, type RuleStats } from './abi.js';
 import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule, type SteerRule } from './config/types.js';
 import { effectiveCapabilities, withCapabilities } from './capabilities.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
@@ -415,7 +415,14 @@ class RunningDaemon implements Daemon {
       if (!this.object) steps.push('close BPF object', () => object.close());
       const linkId = object.attachSkLookup(PROGRAMS.steer);
       steps.push('detach sk_lookup', () => object.detach(linkId));
-      const steering = new Steering(this.native, { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) });
+      // Refused connections are reported only when something logs them.
+      const reportDenials = this.options.connectionEvents ?? true;
+      if (reportDenials) this.engine.watchDenials(object.mapFd(MAPS.denials));
+      const steering = new Steering(
+        this.native,
+        { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) },
+        reportDenials ? SETTINGS_FLAGS.reportDenials : 0,
+      );
       const lists = new AccessLists(this.native, { acl: object.mapFd(MAPS.acl), policy: object.mapFd(MAPS.rulePolicy) });
       this.steeringState = { object, steering, lists };
       this.object = object;

@@ -23,10 +23,13 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
         reason: event.reason,
         bytes_to_upstream: event.bytesToUpstream,
         bytes_to_client: event.bytesToClient,
+        closed_first: event.closedFirst,
         duration_ms: event.durationMs === undefined ? undefined : Math.round(event.durationMs * 10) / 10,
       });
     case 'fallback':
       return logger.info('fallback', { ...fields, reason: event.reason });
+    case 'denied':
+      return logger.info('denied', { rule: fields.rule, client: event.client, dst: event.originalDst, reason: event.reason });
     case 'error':
       return logger.error('engine_error', { ...fields, code: event.code, message: event.message });
   }

@@ -45,6 +45,8 @@ export class Steering {
   constructor(
     private readonly ops: MapOps,
     private readonly maps: SteeringMaps,
+    /** settings.flags: SETTINGS_FLAGS.reportDenials when someone reads the denials ring. */
+    private readonly flags = 0,
   ) {}
 
   private readKernel(): Entries {
@@ -87,7 +89,7 @@ export class Steering {
       this.ops.mapUpdateMany(this.maps.bindings, pick(keys, BIND_KEY_SIZE), pick(values, BIND_VALUE_SIZE), BIND_KEY_SIZE, BIND_VALUE_SIZE);
     }
     for (const key of stale.sort(byGenerality)) this.ops.mapDelete(this.maps.bindings, key);
-    this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask));
+    this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask, this.flags));
     this.written = desired;
     this.entries = desired.size;
     const unchanged = desired.size - toWrite.length;

@@ -121,6 +121,7 @@ function kernelFamilies(report: RuleStatsReport): Family[] {
         { labels: { rule, reason: 'no_socket' }, value: Number(s.droppedNoSocket) },
       ]),
     },
+    { name: 'bpfredir_denials_unreported_total', help: 'Refused connections the kernel could not report for the logs (its ring buffer was full), per rule.', type: 'counter', samples: per((s) => s.denialsUnreported) },
     { name: 'bpfredir_sk_lookup_unmatched_total', help: 'sk_lookup runs that matched no rule (the normal socket lookup went on).', type: 'counter', samples: [{ value: Number(report.unmatchedLookups) }] },
     { name: 'bpfredir_sockmap_redirect_failed_total', help: 'Messages the sockmap verdict could not redirect to the peer socket, per rule.', type: 'counter', samples: per((s) => s.redirectFailed) },
   ];

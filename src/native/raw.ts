@@ -91,6 +91,7 @@ export type EngineEventType =
   | 'connect_failed' // upstream refused/unreachable/timeout; client closed
   | 'closed' // connection finished (reason says how)
   | 'fallback' // this connection uses the user-space relay (reason says why)
+  | 'denied' // refused by a source list in the kernel, before accept (reason: denied or not_allowed)
   | 'error'; // engine-level problem (accept failure, map full, ...)
 
 export interface EngineEvent {
@@ -111,6 +112,8 @@ export interface EngineEvent {
   durationMs?: number;
   code?: string; // errno name for 'error'/'connect_failed'
   message?: string;
+  /** closed: whose EOF came first (absent when neither side ended cleanly). */
+  closedFirst?: 'client' | 'upstream';
 }
 
 /** BPFREDIR_ENGINE_STATS (native/engine_stats.h): totals over the engine threads, derived from the rule counters. */
@@ -220,6 +223,8 @@ export interface RawEngine {
   addListener(opts: ListenerOptions): ListenerHandle;
   /** Change targets/timeouts of a listener; open connections keep theirs. */
   updateListener(id: number, opts: ListenerUpdate): void;
+  /** Read the steering program's `denials` ring buffer (its fd): a 'denied' event per refused connection. */
+  watchDenials(denialsFd: number): void;
   /** Stop accepting on this listener and close its socket; connections go on. */
   removeListener(id: number): void;
   stats(): EngineStats;

@@ -94,6 +94,11 @@ describe('allow and deny lists, in the kernel', { skip }, () => {
     await admitted(GOOD4, PROXY4, 7001);
     await refused(BAD4, PROXY4, 7001);
     assert.equal(denied(ids.specific), 1n);
+    // Reported by the kernel, one log line per refusal, saying who and why.
+    const line = await proxy.waitForLog((l) => l.msg === 'denied' && l.rule === 'specific');
+    assert.match(String(line.client), new RegExp(`^${BAD4.replace(/\./g, '\\.')}:\\d+$`));
+    assert.equal(line.dst, `${PROXY4}:7001`);
+    assert.equal(line.reason, 'denied');
   });
 
   test('0.0.0.0 and an IPv4-mapped deny: the IPv4 client and its mapped form are both refused', async () => {
@@ -113,6 +118,9 @@ describe('allow and deny lists, in the kernel', { skip }, () => {
     ip(['-n', outside.name, 'addr', 'add', `${outsideAllow}/24`, 'dev', 'veth0']);
     await refused(outsideAllow, PROXY4, 7003);
     assert.equal(denied(ids.dual), 3n);
+    const line = await proxy.waitForLog((l) => l.msg === 'denied' && l.rule === 'dual' && String(l.client).startsWith(`[${BAD6}]:`));
+    assert.equal(line.reason, 'not_allowed');
+    assert.equal(line.dst, `[${PROXY6}]:7003`);
   });
 
   test('the global deny list holds for a rule without lists of its own', async () => {

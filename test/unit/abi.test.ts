@@ -45,8 +45,8 @@ test('encoders write in place for packed bulk buffers', () => {
 
 test('rule_stats are summed across CPUs', () => {
   const cpu = (n: bigint) => {
-    const b = Buffer.alloc(72);
-    for (let i = 0; i < 9; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
+    const b = Buffer.alloc(80);
+    for (let i = 0; i < 10; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
     return b;
   };
   assert.deepEqual(sumRuleStats([cpu(1n), cpu(10n)]), {
@@ -59,6 +59,7 @@ test('rule_stats are summed across CPUs', () => {
     paused: 77n,
     bytesPassed: 88n,
     denied: 99n,
+    denialsUnreported: 110n,
   });
 });
 
