@@ -24,6 +24,7 @@ import { silentLogger, type Logger } from './log.js';
 import {
   loadNative,
   type EngineConnection,
+  type EngineEvent,
   type EngineRuleStats,
   type EngineStats,
   type FeatureProbe,
@@ -51,6 +52,8 @@ export interface DaemonOptions {
   /** false when per-connection lines would be dropped anyway (--log-level warn): the engine
    *  then skips those events altogether. Default true. */
   connectionEvents?: boolean;
+  /** Every batch of engine events, after they are logged (the access log). */
+  onEvents?: (events: EngineEvent[]) => void;
   /** Overrides config.datapath (the --datapath flag). */
   datapath?: DatapathChoice;
   objectPath?: string;
@@ -338,7 +341,7 @@ class RunningDaemon implements Daemon {
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
     for (const [name, id] of this.ids.commit(ids)) this.names.set(id, name);
-    this.config = { ...this.config, acl: next.acl, rules: next.rules, source: next.source };
+    this.config = { ...this.config, acl: next.acl, accessLog: next.accessLog, rules: next.rules, source: next.source };
     const names = (rules: readonly Rule[]) => rules.map((r) => r.name);
     return {
       added: names(diff.added),
@@ -564,7 +567,10 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
           : undefined,
       connectionEvents: options.connectionEvents ?? true,
       threads,
-      onEvents: (events) => events.forEach((e) => logEngineEvent(logger, e, names)),
+      onEvents: (events) => {
+        events.forEach((e) => logEngineEvent(logger, e, names));
+        options.onEvents?.(events);
+      },
     });
     undo.push('close engine', () => engine.close());
 

@@ -35,6 +35,8 @@ export class Reloader {
     private readonly daemon: Pick<Daemon, 'apply'>,
     private readonly load: () => Promise<Config>,
     private readonly logger: Logger,
+    /** After a reload that applied: what else follows the config (the access log's file). */
+    private readonly onApplied: (config: Config) => void = () => {},
   ) {}
 
   reload(trigger: string): Promise<ReloadOutcome> {
@@ -62,7 +64,9 @@ export class Reloader {
     const at = new Date();
     let outcome: ReloadOutcome;
     try {
-      const report = await this.daemon.apply(await this.load());
+      const config = await this.load();
+      const report = await this.daemon.apply(config);
+      this.onApplied(config);
       outcome = { ok: true, at, trigger, report };
       this.stats.succeeded++;
       this.logger.info('reloaded', {

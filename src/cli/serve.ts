@@ -7,12 +7,14 @@
 import type { Config } from '../config/types.js';
 import { parseDuration } from '../config/units.js';
 import { readTcpListeners } from '../config/proc-listeners.js';
+import { AccessLog } from '../access-log.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { BpfredirError, isBpfredirError } from '../errors.js';
 import { listenerConflictWarnings } from '../rules/conflicts.js';
 import type { ConfigSource } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
+import { removePidFile, writePidFile } from '../pid-file.js';
 import { Reloader } from '../reloader.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { daemonSource } from '../admin/daemon-source.js';
@@ -112,6 +114,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   let watch: ConfigWatch | undefined;
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
+  let accessLog: AccessLog | undefined;
   let ready = false;
   let stopping = false;
   const startedAt = new Date();
@@ -124,18 +127,33 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   process.on('SIGHUP', onHangup);
   try {
     for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
-    const daemon = await startDaemon(config, {
+    // The access log needs the engine's connection events even when the log level drops them.
+    const connectionEvents = args['log-level'] === 'info' || config.accessLog !== undefined;
+    let running: Daemon | undefined;
+    accessLog = new AccessLog(logger, (id) => {
+      const name = running?.ruleName(id);
+      return running?.config.rules.find((r) => r.name === name);
+    });
+    accessLog.open(config.accessLog);
+    const daemon = (running = await startDaemon(config, {
       logger,
       datapath: args.datapath,
-      connectionEvents: args['log-level'] === 'info',
+      connectionEvents,
       runDir: args['run-dir'],
-    });
+      onEvents: (events) => accessLog?.write(events),
+    }));
     if (configFile) {
-      const reloads = (reloader = new Reloader(daemon, async () => withFlags(await source!.load()), logger));
+      const followConfig = (next: Config) => {
+        if (next.accessLog && !connectionEvents) logger.warn('access_log: takes effect only after a restart (started with --log-level warn and none, so the engine does not report connections)');
+        else accessLog?.open(next.accessLog);
+      };
+      const reloads = (reloader = new Reloader(daemon, async () => withFlags(await source!.load()), logger, followConfig));
       watch = watchConfig(configFile, () => void reloads.reload('file change'));
     }
     const socketPath = args['admin-socket'] ?? adminSocketPath(args['run-dir'], daemon.netnsInode);
     const answers = daemonSource({ daemon, reloader, startedAt });
+    const pidProblem = config.pidFile && writePidFile(config.pidFile);
+    if (pidProblem) logger.error(pidProblem);
     try {
       admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, answers, logger), logger);
       if (config.metricsListen) {
@@ -160,6 +178,8 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   } finally {
     await metrics?.close();
     await admin?.close();
+    await accessLog?.close();
+    if (config.pidFile) removePidFile(config.pidFile);
     watch?.close();
     signals.release();
     process.off('SIGHUP', onHangup);
