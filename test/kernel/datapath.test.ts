@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
-import { scaled } from '../helpers/emulation.js';
+import { emulated, scaled } from '../helpers/emulation.js';
 import { bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { openFds, tcpMemPages } from '../helpers/proc.js';
 import { runClient, runScript, startServer, type TrafficServer } from '../helpers/traffic.js';
@@ -138,8 +138,10 @@ for (const datapath of ['splice', 'userspace'] as const) {
         const closed = await fwd.waitForLog((l) => l.msg === 'closed');
         assert.equal(closed.reason, 'eof');
         // On the relay, copying where no pipe fit (one spare descriptor: at most one direction, if
-        // the runtime freed one meanwhile, got its pipe).
-        assert.ok(['copy', 'splice'].includes(String(closed.datapath)), `a bulk flow stays on the relay, not ${closed.datapath}`);
+        // the runtime freed one meanwhile, got its pipe). Under emulation no flow carries 64 KiB
+        // within the 10 ms that make it bulk, so it may go into the sockmap like any other.
+        const relayPaths = emulated ? ['copy', 'splice', 'sockmap'] : ['copy', 'splice'];
+        assert.ok(relayPaths.includes(String(closed.datapath)), `a bulk flow stays on the relay, not ${closed.datapath}`);
       } finally {
         assert.equal(await fwd.stop(), 0);
       }
