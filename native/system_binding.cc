@@ -2,7 +2,10 @@
 
 #include <dirent.h>
 #include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <memory>
@@ -44,8 +47,27 @@ static Napi::Value OpenFdCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), count - 1);
 }
 
+// One datagram to a unix socket (syslog's /dev/log), on a socket opened at
+// the first send and kept. No daemon listening is not an error worth a log
+// line of its own: the caller counts nothing and goes on, as syslog(3) does.
+static Napi::Value SendUnixDatagram(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "sendUnixDatagram(path, data)");
+  std::string path = StringArgOr(info, 0, "path", "/dev/log");
+  auto data = BufferArg(info, 1, "data");
+  static int fd = -1;
+  if (fd < 0) fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) ThrowSysError(errno, "socket", "AF_UNIX datagram");
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(addr.sun_path)) ThrowSysError(ENAMETOOLONG, "sendto", path);
+  path.copy(addr.sun_path, path.size());
+  ssize_t sent = sendto(fd, data.Data(), data.Length(), MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+  return Napi::Boolean::New(info.Env(), sent == static_cast<ssize_t>(data.Length()));
+}
+
 void InitSystem(Napi::Env env, Napi::Object exports) {
   exports.Set("tryLock", GuardedFunction(env, "tryLock", TryLock));
   exports.Set("netnsInode", GuardedFunction(env, "netnsInode", NetnsInode));
   exports.Set("openFdCount", GuardedFunction(env, "openFdCount", OpenFdCount));
+  exports.Set("sendUnixDatagram", GuardedFunction(env, "sendUnixDatagram", SendUnixDatagram));
 }

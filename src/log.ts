@@ -16,8 +16,10 @@ export interface LoggerOptions {
   format: LogFormat;
   /** Lines below this level are dropped (e.g. 'warn' silences per-connection lines). */
   level?: LogLevel;
-  write?: (line: string) => void;
+  write?: (line: string, level: LogLevel) => void;
   now?: () => Date;
+  /** Text lines start with the time and the level (default); off where the sink adds both (syslog). */
+  stamp?: boolean;
 }
 
 function textValue(value: string | number | bigint | boolean): string {
@@ -25,17 +27,23 @@ function textValue(value: string | number | bigint | boolean): string {
   return /^[^\s"=]+$/.test(text) ? text : JSON.stringify(text);
 }
 
-export function createLogger({ format, level: minimum = 'info', write = (line) => process.stderr.write(`${line}\n`), now = () => new Date() }: LoggerOptions): Logger {
+export function createLogger({
+  format,
+  level: minimum = 'info',
+  write = (line) => process.stderr.write(`${line}\n`),
+  now = () => new Date(),
+  stamp = true,
+}: LoggerOptions): Logger {
   const log = (level: LogLevel, message: string, fields: LogFields = {}) => {
     if (LOG_LEVELS.indexOf(level) < LOG_LEVELS.indexOf(minimum)) return;
     const defined = Object.entries(fields).filter((e): e is [string, string | number | bigint | boolean] => e[1] !== undefined);
     if (format === 'json') {
       const record = { time: now().toISOString(), level, msg: message, ...Object.fromEntries(defined) };
-      write(JSON.stringify(record, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)));
+      write(JSON.stringify(record, (_key, v) => (typeof v === 'bigint' ? v.toString() : v)), level);
       return;
     }
     const extra = defined.map(([k, v]) => ` ${k}=${textValue(v)}`).join('');
-    write(`${now().toISOString()} ${level} ${message}${extra}`);
+    write(stamp ? `${now().toISOString()} ${level} ${message}${extra}` : `${message}${extra}`, level);
   };
   return {
     info: (m, f) => log('info', m, f),

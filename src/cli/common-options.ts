@@ -12,6 +12,20 @@ export interface ServeArgs {
   'run-dir': string;
   'log-format': LogFormat;
   'log-level': LogLevel;
+  /** redir's spelling of the level; wins over log-level when given. */
+  loglevel?: RedirLogLevel;
+  syslog: boolean;
+  ident: string;
+}
+
+/** redir's --loglevel words. */
+export const REDIR_LOG_LEVELS = ['none', 'err', 'notice', 'info', 'debug'] as const;
+export type RedirLogLevel = (typeof REDIR_LOG_LEVELS)[number];
+
+/** bpfredir has three levels: err and none keep errors only (errors are always reported), notice keeps warnings. */
+export function effectiveLogLevel(args: Pick<ServeArgs, 'log-level' | 'loglevel'>): LogLevel {
+  const fromRedir: Record<RedirLogLevel, LogLevel> = { none: 'error', err: 'error', notice: 'warn', info: 'info', debug: 'info' };
+  return args.loglevel ? fromRedir[args.loglevel] : args['log-level'];
 }
 
 const RUN_DIR_OPTION = {
@@ -51,7 +65,11 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
       choices: LOG_LEVELS,
       default: 'info' as LogLevel,
       describe: 'info: a line per connection event; warn: problems only',
-    }) as Argv<T & ServeArgs>;
+    })
+    .option('loglevel', { choices: REDIR_LOG_LEVELS, describe: "redir's levels: none and err keep errors, notice warnings, info and debug everything" })
+    .option('syslog', { type: 'boolean', default: false, describe: 'log to the system log (/dev/log, facility daemon) instead of stderr' })
+    .option('ident', { type: 'string', default: 'bpfredir', describe: 'tag of the lines in the system log' })
+    .option('foreground', { alias: 'n', type: 'boolean', hidden: true, describe: "redir's -n: bpfredir always runs in the foreground" }) as Argv<T & ServeArgs>;
 }
 
 export interface AdminArgs {

@@ -1,6 +1,7 @@
 /** bpfredir forward LISTEN TARGET: a one-rule config from the command line. */
 import type { CommandModule } from 'yargs';
 import { configFromObject, resolveAndCheck } from '../config/load.js';
+import { BpfredirError } from '../errors.js';
 import { withServeOptions, type ServeArgs } from './common-options.js';
 import { serve } from './serve.js';
 
@@ -21,6 +22,20 @@ interface ForwardArgs extends ServeArgs {
   mark?: string;
   keepalive?: string;
   'max-connections'?: string;
+  timeout?: string;
+  'access-log'?: string;
+  'access-log-format'?: string;
+  'pid-file'?: string;
+}
+
+/** redir's [SRC]:PORT: no address means every address to listen on, this host to connect to. */
+const redirEndpoint = (text: string, host: string) => (/^:\d+$/.test(text) ? `${host}${text}` : text);
+
+/** redir counts its timeout in seconds; bpfredir's durations carry a unit. */
+function redirTimeout(seconds: string | undefined): string | undefined {
+  if (seconds === undefined) return undefined;
+  if (!/^\d+$/.test(seconds)) throw new BpfredirError('ERR_BPFREDIR_USAGE', `--timeout: '${seconds}' is not a number of seconds; write e.g. --timeout 30 (or --idle-timeout 30s)`);
+  return `${seconds}s`;
 }
 
 export const forwardCommand: CommandModule<object, ForwardArgs> = {
@@ -28,8 +43,8 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
   describe: 'Forward one address:port to another until SIGINT/SIGTERM',
   builder: (yargs) =>
     withServeOptions(yargs)
-      .positional('listen', { type: 'string', demandOption: true, describe: 'address:port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080' })
-      .positional('target', { type: 'string', demandOption: true, describe: 'host:port to forward to, e.g. 127.0.0.1:9000' })
+      .positional('listen', { type: 'string', demandOption: true, describe: 'address:port to listen on, e.g. 127.0.0.1:8080 or [::1]:8080 (:8080: every IPv4 address, as redir)' })
+      .positional('target', { type: 'string', demandOption: true, describe: 'host:port to forward to, e.g. 127.0.0.1:9000 (:9000: this host)' })
       .option('idle-timeout', { type: 'string', describe: 'close connections idle this long, e.g. 30s (default 0: never)' })
       .option('connect-timeout', { type: 'string', describe: 'give up connecting upstream after, e.g. 5s (default 5s)' })
       .option('budget', { type: 'string', describe: 'in-flight bytes per direction in the kernel queue, default 4MiB (0: unlimited)' })
@@ -40,11 +55,16 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('allow', { type: 'string', array: true, describe: 'admit only clients in these prefixes, checked in the kernel before accept (repeatable), e.g. 10.0.0.0/8' })
       .option('deny', { type: 'string', array: true, describe: 'refuse clients in these prefixes before accept (repeatable), e.g. 192.0.2.0/24' })
       .option('proxy-protocol', { choices: ['v1', 'v2', 'none'] as const, describe: 'send a PROXY protocol header (v1 text, v2 binary) to the target, so it sees the real client' })
-      .option('source', { type: 'string', describe: 'connect to the target from this local address, e.g. 192.0.2.10' })
+      .option('source', { alias: 'bind', type: 'string', describe: "connect to the target from this local address, e.g. 192.0.2.10 (redir's --bind)" })
+      .option('timeout', { type: 'string', describe: "redir's --timeout: close a connection idle this many seconds (same as --idle-timeout SECs)" })
+      .option('access-log', { type: 'string', describe: 'one line per connection opened, ended or refused, appended to this file' })
+      .option('access-log-format', { choices: ['rinetd', 'common'] as const, describe: "rinetd's tab-separated lines (default) or its common log format" })
+      .option('pid-file', { type: 'string', describe: 'write the process id here while running' })
       .option('mark', { type: 'string', describe: 'SO_MARK of upstream connections, for policy routing or the firewall, e.g. 0x64' })
       .option('keepalive', { type: 'string', describe: 'TCP keepalive on both sides after this much silence, e.g. 60s (default off)' })
       .option('max-connections', { type: 'string', describe: 'open connections admitted; more are reset at once and counted (default 0: no limit)' })
       .example('$0 forward 127.0.0.1:8080 127.0.0.1:9000', 'like rinetd, spliced in the kernel')
+      .example('$0 forward :2222 10.0.0.5:22 --bind 10.0.0.1 --timeout 600 --syslog --ident ssh-fwd', 'redir-style')
       .example('$0 forward 0.0.0.0:8080 10.0.0.5:80 --allow 192.168.0.0/16 --deny 192.168.9.0/24', 'only the LAN, less one subnet'),
   handler: async (args) => {
     const config = configFromObject(
@@ -54,13 +74,16 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
         threads: args.threads,
         splice_after: args['splice-after'],
         bulk_flows: args['bulk-flows'],
+        access_log: args['access-log'],
+        access_log_format: args['access-log-format'],
+        pid_file: args['pid-file'],
         rules: [
           {
             name: 'forward',
-            listen: args.listen,
-            target: args.target,
+            listen: redirEndpoint(args.listen, '0.0.0.0'),
+            target: redirEndpoint(args.target, '127.0.0.1'),
             connect_timeout: args['connect-timeout'],
-            idle_timeout: args['idle-timeout'],
+            idle_timeout: args['idle-timeout'] ?? redirTimeout(args.timeout),
             allow: args.allow,
             deny: args.deny,
             proxy_protocol: args['proxy-protocol'],

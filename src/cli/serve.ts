@@ -24,7 +24,9 @@ import { metricsAddress } from '../config/validate.js';
 import { daemonMetricsSources } from '../metrics/daemon-sources.js';
 import { createExporter } from '../metrics/exporter.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
-import type { ServeArgs } from './common-options.js';
+import { effectiveLogLevel, type ServeArgs } from './common-options.js';
+import { loadNative } from '../native/index.js';
+import { syslogWriter } from '../syslog.js';
 
 /** The start line stays one readable line even with thousands of rules. */
 const SHOWN_LISTENERS = 4;
@@ -105,7 +107,10 @@ function metricsOverride(args: ServeArgs): (config: Config) => Config {
 /** source: where `config` came from, reloaded on SIGHUP and when it changes (none for forward). */
 export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSource): Promise<void> {
   const configFile = source?.file;
-  const logger = createLogger({ format: args['log-format'], level: args['log-level'] });
+  const level = effectiveLogLevel(args);
+  const logger = args.syslog
+    ? createLogger({ format: args['log-format'], level, stamp: false, write: syslogWriter(args.ident, (path, data) => loadNative().sendUnixDatagram(path, data)) })
+    : createLogger({ format: args['log-format'], level });
   const drainFor = drainMs(args.drain);
   const withFlags = metricsOverride(args);
   const config = withFlags(fromFile);
@@ -128,7 +133,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   try {
     for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
     // The access log needs the engine's connection events even when the log level drops them.
-    const connectionEvents = args['log-level'] === 'info' || config.accessLog !== undefined;
+    const connectionEvents = level === 'info' || config.accessLog !== undefined;
     let running: Daemon | undefined;
     accessLog = new AccessLog(logger, (id) => {
       const name = running?.ruleName(id);

@@ -263,6 +263,8 @@ export interface RawBinding {
   sockmapUpdate(fd: number, key: Buffer, socketFd: number): void;
   /** Number of open fds of this process (for leak tests). */
   openFdCount(): number;
+  /** One datagram to a unix socket (syslog's /dev/log); false when nothing took it. */
+  sendUnixDatagram(path: string, data: Buffer): boolean;
 
   Engine: new (opts: EngineOptions) => RawEngine;
 }

@@ -104,6 +104,7 @@ export function fakeNative(options: FakeOptions = {}) {
     mapUpdateMany: (fd, keys, _values, keySize) => void calls.push(`mapUpdateMany ${nameOf(fd)} ${keys.length / keySize}`),
     sockmapUpdate: (fd, key, socketFd) => void calls.push(`sockmapUpdate ${nameOf(fd)} ${key.readUInt32LE(0)} fd ${socketFd}`),
     openFdCount: () => 0,
+    sendUnixDatagram: () => true,
     Engine: FakeEngine,
   };
   return { native, calls };
