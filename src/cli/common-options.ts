@@ -66,9 +66,9 @@ export function withServeOptions<T>(yargs: Argv<T>): Argv<T & ServeArgs> {
       default: 'info' as LogLevel,
       describe: 'info: a line per connection event; warn: problems only',
     })
-    .option('loglevel', { choices: REDIR_LOG_LEVELS, describe: "redir's levels: none and err keep errors, notice warnings, info and debug everything" })
-    .option('syslog', { type: 'boolean', default: false, describe: 'log to the system log (/dev/log, facility daemon) instead of stderr' })
-    .option('ident', { type: 'string', default: 'bpfredir', describe: 'tag of the lines in the system log' })
+    .option('loglevel', { alias: 'l', choices: REDIR_LOG_LEVELS, describe: "redir's levels: none and err keep errors, notice warnings, info and debug everything" })
+    .option('syslog', { alias: 's', type: 'boolean', default: false, describe: 'log to the system log (/dev/log, facility daemon) instead of stderr' })
+    .option('ident', { alias: 'I', type: 'string', default: 'bpfredir', describe: 'tag of the lines in the system log' })
     .option('foreground', { alias: 'n', type: 'boolean', hidden: true, describe: "redir's -n: bpfredir always runs in the foreground" }) as Argv<T & ServeArgs>;
 }
 
