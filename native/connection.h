@@ -3,11 +3,14 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "bpfredir.h"
 #include "connection_limit.h"
 #include "loop_guard.h"
 #include "proxy_protocol.h"
+#include "target_set.h"
+#include "upstream_socket.h"
 #include "relay.h"
 #include "rule_stats.h"
 #include "sock_address.h"
@@ -59,6 +62,19 @@ struct Connection {
   bool bulk_on_relay = false;       // a bulk flow stays on the splice(2) relay
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;  // header sent upstream once connected
   LimitSlot limit_slot;             // its place under the rule's max_connections
+  TargetSlot target_slot;           // its place among its target's open connections, once connected
+  // How to reach the upstream, fixed at accept (engine.cc: ConnectUpstream).
+  struct ConnectPlan {
+    std::shared_ptr<TargetSet> targets;
+    std::vector<uint32_t> order;  // indices into targets, in the order to try
+    size_t attempt = 0;           // into order
+    UpstreamOptions upstream;
+    uint32_t connect_timeout_ms = 0;
+    uint32_t sndbuf_bytes = 0;
+    bool guarded = false;         // register with the loop guard
+    std::vector<uint32_t> loop_path;
+    uint64_t deadline_ns = 0;     // the current attempt's
+  } plan;
   int8_t closed_first = -1;         // the Side whose EOF came first (-1: none yet)
   ConnState state = ConnState::kConnecting;
   RuleCounters* stats = nullptr;  // its rule's counters in this engine (they outlive it)

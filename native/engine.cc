@@ -122,7 +122,7 @@ void Engine::UpdateListener(uint32_t id, ListenerUpdate update) {
     auto it = listeners_.find(id);
     if (it == listeners_.end()) return;
     ListenerConfig& config = it->second.config;
-    if (shared_update->targets) config.targets = *shared_update->targets;
+    if (shared_update->targets) config.targets = *shared_update->targets;  // open connections keep their set
     if (shared_update->connect_timeout_ms) config.connect_timeout_ms = *shared_update->connect_timeout_ms;
     if (shared_update->idle_timeout_ms) config.idle_timeout_ms = *shared_update->idle_timeout_ms;
     if (shared_update->upstream) config.upstream = *shared_update->upstream;
@@ -305,10 +305,11 @@ int Engine::NextTimeoutMs(uint64_t now) const {
 
 void Engine::RunTimers(uint64_t now) {
   while (!connect_deadlines_.empty() && connect_deadlines_.top().first <= now) {
-    uint64_t id = connect_deadlines_.top().second;
+    auto [deadline, id] = connect_deadlines_.top();
     connect_deadlines_.pop();
     auto it = conns_.find(id);
-    if (it != conns_.end() && it->second->state == ConnState::kConnecting)
+    // Only the current attempt's deadline: an earlier attempt's is stale.
+    if (it != conns_.end() && it->second->state == ConnState::kConnecting && it->second->plan.deadline_ns == deadline)
       FailConnect(*it->second, ETIMEDOUT, "connect_timeout");
   }
   if (!ticking_.empty() && now >= next_tick_ns_) {
@@ -405,30 +406,42 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   SetNoDelay(client.get());
   SetKeepalive(client.get(), config.upstream.keepalive_s);
   c.fd[kClient] = std::move(client);
-  const SockAddress& target = config.targets.front();
-  c.upstream = target;
+  // What every connect attempt needs, fixed now: a reload may change the listener meanwhile.
+  c.plan.targets = config.targets;
+  c.plan.order = config.targets->Order(peer, c.accepted_ns);
+  c.plan.upstream = config.upstream;
+  c.plan.connect_timeout_ms = config.connect_timeout_ms;
+  c.plan.sndbuf_bytes = config.sndbuf_bytes;
+  c.plan.guarded = config.loop_guard && slot_.loop_guard;
+  if (c.plan.guarded) {
+    path.push_back(config.rule_id);
+    c.plan.loop_path = std::move(path);
+  }
   conns_.emplace(c.id, std::move(owned));
   c.stats->accepted.Add();
   c.stats->connecting.Add();
+  ConnectUpstream(c);
+}
 
+void Engine::ConnectUpstream(Connection& c) {
+  const SockAddress& target = c.plan.targets->addresses()[c.plan.order[c.plan.attempt]];
+  c.upstream = target;
   c.fd[kUpstream].reset(socket(target.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!c.fd[kUpstream]) return FailConnect(c, errno, nullptr);
   // With the loop guard, fix the local port before any SYN leaves, so that the
   // engine accepting this connection (if it comes back to us) finds it registered.
-  bool guarded = config.loop_guard && slot_.loop_guard;
   uint16_t port = 0;
-  if (int err = PrepareUpstream(c.fd[kUpstream].get(), target.family(), config.upstream, guarded, &port))
+  if (int err = PrepareUpstream(c.fd[kUpstream].get(), target.family(), c.plan.upstream, c.plan.guarded, &port))
     return FailConnect(c, err, nullptr);
-  if (guarded) {
-    path.push_back(config.rule_id);
-    c.loop_guard = slot_.loop_guard->Add(port, target, std::move(path));
-  }
+  if (c.plan.guarded) c.loop_guard = slot_.loop_guard->Add(port, target, c.plan.loop_path);
   SetNoDelay(c.fd[kUpstream].get());
-  if (c.want_splice) SetSpliceSendBuffer(c.fd[kUpstream].get(), config.sndbuf_bytes);
+  if (c.want_splice) SetSpliceSendBuffer(c.fd[kUpstream].get(), c.plan.sndbuf_bytes);
   if (connect(c.fd[kUpstream].get(), target.get(), target.len) == 0) return OnConnectDone(c);
   if (errno != EINPROGRESS) return FailConnect(c, errno, nullptr);
   Watch(EPOLL_CTL_ADD, c, kUpstream, EPOLLOUT | EPOLLET);
-  connect_deadlines_.emplace(c.accepted_ns + config.connect_timeout_ms * kMs, c.id);
+  // Per attempt: a target that never answers must not use up the next one's time.
+  c.plan.deadline_ns = MonotonicNs() + c.plan.connect_timeout_ms * kMs;
+  connect_deadlines_.emplace(c.plan.deadline_ns, c.id);
 }
 
 std::optional<std::vector<uint32_t>> Engine::OwnUpstreamPath(int client, const SockAddress& peer,
@@ -469,6 +482,9 @@ void Engine::OnConnectDone(Connection& c) {
   if (getsockopt(c.fd[kUpstream].get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err) return FailConnect(c, err, nullptr);
   if (c.proxy_protocol != ProxyProtocol::kNone && !SendProxyHeader(c)) return FailConnect(c, errno ? errno : EIO, "proxy_header");
+  uint32_t target = c.plan.order[c.plan.attempt];
+  c.plan.targets->Succeeded(target);
+  c.target_slot.Take(c.plan.targets, target);
   c.connected_ns = MonotonicNs();
   c.stats->ObserveConnect(c.connected_ns - c.accepted_ns);
   bool splice_now = c.want_splice && c.splice_after_bytes == 0;
@@ -510,8 +526,27 @@ void Engine::ReportFallback(Connection& c, const std::string& why_not) {
   Emit(std::move(fallback));
 }
 
+// Worth another target: the target refused, timed out or cannot be reached
+// (not our own shortage of descriptors or ports, which the next would share).
+static bool TargetFault(int err) {
+  ConnectFailure kind = ConnectFailureOf(err);
+  return kind == ConnectFailure::kRefused || kind == ConnectFailure::kTimeout || kind == ConnectFailure::kUnreachable;
+}
+
 void Engine::FailConnect(Connection& c, int err, const char* reason) {
   c.stats->connect_failed[static_cast<size_t>(ConnectFailureOf(err))].Add();
+  if (c.plan.targets && TargetFault(err)) c.plan.targets->Failed(c.plan.order[c.plan.attempt], MonotonicNs());
+  if (c.plan.targets && TargetFault(err) && c.plan.attempt + 1 < c.plan.order.size()) {
+    EngineEvent event = NewEvent("target_failed", c);
+    event.code = ErrnoName(err);
+    event.reason = reason ? reason : event.code;
+    event.message = "connect to " + FormatSockAddress(c.upstream) + " failed: " + strerror(err) + "; trying the next target";
+    Emit(std::move(event));
+    c.loop_guard = LoopGuard::Entry();
+    c.fd[kUpstream].reset();  // leaves epoll with it
+    c.plan.attempt++;
+    return ConnectUpstream(c);
+  }
   c.stats->connecting.Sub();
   EngineEvent event = NewEvent("connect_failed", c);
   event.code = ErrnoName(err);

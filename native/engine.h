@@ -85,7 +85,7 @@ struct EngineSlot {
 };
 
 struct ListenerUpdate {
-  std::optional<std::vector<SockAddress>> targets;
+  std::optional<std::shared_ptr<TargetSet>> targets;
   std::optional<uint32_t> connect_timeout_ms;
   std::optional<uint32_t> idle_timeout_ms;
   std::optional<UpstreamOptions> upstream;
@@ -148,6 +148,8 @@ class Engine {
   std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
   // Resets a connection that came back to a rule on its path; one 'error' event.
   void OnDenial(const struct denial& record);
+  // Connects to the plan's current target; on failure FailConnect tries the next.
+  void ConnectUpstream(Connection& c);
   // The rule is at its max_connections: reset the client, count it.
   void RefuseOverLimit(const Listener& listener, UniqueFd client);
   // Writes the PROXY protocol header to the freshly connected upstream; false (errno set) if it could not.

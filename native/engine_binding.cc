@@ -154,6 +154,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::UpdateListener>("updateListener"),
                         InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
                         InstanceMethod<&EngineWrap::WatchDenials>("watchDenials"),
+                        InstanceMethod<&EngineWrap::TargetHealth>("targetHealth"),
                         InstanceMethod<&EngineWrap::Stats>("stats"),
                         InstanceMethod<&EngineWrap::RuleStats>("ruleStats"),
                         InstanceMethod<&EngineWrap::Connections>("connections"),
@@ -215,6 +216,25 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     RequireOpen(info.Env());
     uint32_t id = IdArg(info);
     WithJsErrors(info.Env(), [&] { engine_->RemoveListener(id); });
+  }
+
+  Napi::Value TargetHealth(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
+    uint32_t id = IdArg(info);
+    Napi::Env env = info.Env();
+    std::vector<EngineGroup::TargetInfo> targets;
+    WithJsErrors(env, [&] { targets = engine_->TargetHealth(id); });
+    Napi::Array out = Napi::Array::New(env, targets.size());
+    for (size_t i = 0; i < targets.size(); i++) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("address", targets[i].address);
+      t.Set("open", targets[i].health.open);
+      t.Set("consecutiveFailures", targets[i].health.consecutive_failures);
+      t.Set("ejected", targets[i].health.ejected);
+      t.Set("ejections", static_cast<double>(targets[i].health.ejections));
+      out.Set(static_cast<uint32_t>(i), t);
+    }
+    return out;
   }
 
   void WatchDenials(const Napi::CallbackInfo& info) {

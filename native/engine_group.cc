@@ -1,5 +1,7 @@
 #include "engine_group.h"
 
+#include "monotonic_clock.h"
+
 #include <errno.h>
 
 #include <algorithm>
@@ -34,23 +36,36 @@ ListenerHandle EngineGroup::AddListener(ListenerConfig config) {
   std::vector<UniqueFd> fds = OpenListenerGroup(config, static_cast<int>(engines_.size()));
   ListenerHandle handle{next_listener_id_++, fds[0].get(), BoundPort(fds[0].get())};
   listener_ids_.insert(handle.id);
+  targets_[handle.id] = config.targets;
   for (size_t i = 0; i < engines_.size(); i++) engines_[i]->AddListener(handle.id, config, std::move(fds[i]));
   return handle;
 }
 
 void EngineGroup::UpdateListener(uint32_t id, ListenerUpdate update) {
   if (!listener_ids_.count(id)) ThrowSysError(ENOENT, "updateListener", "no listener with id " + std::to_string(id));
+  if (update.targets) targets_[id] = *update.targets;
   for (auto& engine : engines_) engine->UpdateListener(id, update);
 }
 
 void EngineGroup::RemoveListener(uint32_t id) {
   if (!listener_ids_.erase(id)) ThrowSysError(ENOENT, "removeListener", "no listener with id " + std::to_string(id));
+  targets_.erase(id);
   for (auto& engine : engines_) engine->RemoveListener(id);
 }
 
 void EngineGroup::WatchDenials(int denials_fd) {
   if (stop_requested_) ThrowSysError(EBADF, "watchDenials", "the engine is closed; create a new Engine");
   engines_[0]->WatchDenials(denials_fd);
+}
+
+std::vector<EngineGroup::TargetInfo> EngineGroup::TargetHealth(uint32_t listener_id) const {
+  auto it = targets_.find(listener_id);
+  if (it == targets_.end()) ThrowSysError(ENOENT, "targetHealth", "no listener with id " + std::to_string(listener_id));
+  std::vector<TargetInfo> out;
+  uint64_t now = MonotonicNs();
+  for (uint32_t i = 0; i < it->second->addresses().size(); i++)
+    out.push_back({FormatSockAddress(it->second->addresses()[i]), it->second->HealthOf(i, now)});
+  return out;
 }
 
 EngineStats EngineGroup::Stats() const {

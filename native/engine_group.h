@@ -32,6 +32,12 @@ class EngineGroup {
   void RemoveListener(uint32_t id);
   // Read the steering program's `denials` ring (engine 0): a 'denied' event per refused connection.
   void WatchDenials(int denials_fd);
+  // The listener's targets as new connections see them: address and health.
+  struct TargetInfo {
+    std::string address;
+    TargetSet::Health health;
+  };
+  std::vector<TargetInfo> TargetHealth(uint32_t listener_id) const;
   EngineStats Stats() const;
   std::vector<uint64_t> AcceptedByThread() const;
   // Each rule's counters summed over the engines, in rule id order.
@@ -51,6 +57,7 @@ class EngineGroup {
   LoopGuard loop_guard_;
   std::vector<std::unique_ptr<Engine>> engines_;
   std::unordered_set<uint32_t> listener_ids_;
+  std::unordered_map<uint32_t, std::shared_ptr<TargetSet>> targets_;  // by listener id, for TargetHealth
   uint32_t next_listener_id_ = 1;
   bool stop_requested_ = false;
 };

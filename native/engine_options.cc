@@ -32,7 +32,8 @@ static SockAddress AddressField(const Napi::Value& value, const std::string& nam
   return address;
 }
 
-static std::vector<SockAddress> TargetsField(const Napi::Object& object, const std::string& owner) {
+// targets: [{host, port}, ...]; balance: 'failover' (default) | 'round_robin' | 'least_connections' | 'source_hash'.
+static std::shared_ptr<TargetSet> TargetsField(const Napi::Object& object, const std::string& owner) {
   Napi::Value value = object.Get("targets");
   if (!value.IsArray() || value.As<Napi::Array>().Length() == 0)
     throw Napi::TypeError::New(object.Env(), owner + ".targets must be a non-empty array of {host, port}");
@@ -40,7 +41,15 @@ static std::vector<SockAddress> TargetsField(const Napi::Object& object, const s
   std::vector<SockAddress> targets;
   for (uint32_t i = 0; i < array.Length(); i++)
     targets.push_back(AddressField(array.Get(i), owner + ".targets[" + std::to_string(i) + "]"));
-  return targets;
+  Napi::Value balance = object.Get("balance");
+  std::string name = balance.IsUndefined() ? "failover" : balance.IsString() ? balance.As<Napi::String>().Utf8Value() : "";
+  Balance policy;
+  if (name == "failover") policy = Balance::kFailover;
+  else if (name == "round_robin") policy = Balance::kRoundRobin;
+  else if (name == "least_connections") policy = Balance::kLeastConnections;
+  else if (name == "source_hash") policy = Balance::kSourceHash;
+  else throw Napi::TypeError::New(object.Env(), owner + ".balance must be failover, round_robin, least_connections or source_hash");
+  return std::make_shared<TargetSet>(std::move(targets), policy);
 }
 
 static uint32_t OptionalUint32(const Napi::Object& object, const char* key, const std::string& owner) {
@@ -83,7 +92,7 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.loop_guard = !o.Get("loopGuard").IsUndefined() && BoolField(o, "loopGuard", owner);
   config.upstream = UpstreamFields(o, owner);
   config.limit->max = OptionalUint32(o, "maxConnections", owner);
-  if (config.upstream.source.len && config.upstream.source.family() != config.targets.front().family())
+  if (config.upstream.source.len && config.upstream.source.family() != config.targets->front().family())
     throw Napi::TypeError::New(o.Env(), "listener.sourceAddress must be of the targets' address family");
   if (config.sndbuf_bytes > INT32_MAX / 2)
     throw Napi::TypeError::New(o.Env(), "listener.sndbufBytes must be below 1 GiB");

@@ -7,6 +7,7 @@
 
 #include "connection_limit.h"
 #include "sock_address.h"
+#include "target_set.h"
 #include "unique_fd.h"
 #include "upstream_socket.h"
 
@@ -17,7 +18,7 @@ struct ListenerConfig {
   SockAddress bind;
   bool dual_stack = false;
   int backlog = 511;
-  std::vector<SockAddress> targets;
+  std::shared_ptr<TargetSet> targets;  // never null
   uint32_t connect_timeout_ms = 5000;
   uint32_t idle_timeout_ms = 0;
   Datapath datapath = Datapath::kSplice;

@@ -14,6 +14,7 @@
  * `postrotate` can send SIGHUP).
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
+import { formatEndpoint } from './config/fields.js';
 import type { AccessLogFormat, AccessLogSetting, Rule } from './config/types.js';
 import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
@@ -59,10 +60,13 @@ export interface RuleEnds {
 
 /** What a log line says about the rule: the listen address (a steering rule's original destination) and the target. */
 export function ruleEnds(rule: Rule, event: EngineEvent): RuleEnds {
-  const toHost = rule.written?.targetHost ?? rule.target.host;
-  if (rule.kind === 'listen') return { fromHost: rule.written?.listenHost ?? rule.listen.host, fromPort: rule.listen.port, toHost, toPort: rule.target.port };
+  // The target the connection went to (the first before it connected), as the config wrote it.
+  const index = Math.max(0, rule.targets.findIndex((t) => event.upstream === formatEndpoint(t)));
+  const target = rule.targets[index]!;
+  const toHost = rule.written?.targetHosts[index] ?? target.host;
+  if (rule.kind === 'listen') return { fromHost: rule.written?.listenHost ?? rule.listen.host, fromPort: rule.listen.port, toHost, toPort: target.port };
   const dst = event.originalDst ?? '?:0';
-  return { fromHost: addressOf(dst), fromPort: Number(/:(\d+)$/.exec(dst)?.[1] ?? 0), toHost, toPort: rule.target.port };
+  return { fromHost: addressOf(dst), fromPort: Number(/:(\d+)$/.exec(dst)?.[1] ?? 0), toHost, toPort: target.port };
 }
 
 export function formatAccessLine(format: AccessLogFormat, event: EngineEvent, ends: RuleEnds, at: Date): string | undefined {

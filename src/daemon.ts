@@ -33,6 +33,7 @@ import {
   type RawBinding,
   type RawBpfObject,
   type RawEngine,
+  type TargetHealth,
 } from './native/index.js';
 import { AccessLists } from './access-lists.js';
 import { compileAcls, guardedListenRules, usesAcls, withListenBindings, type GuardedListen } from './rules/acl.js';
@@ -107,6 +108,8 @@ export interface Daemon {
   ruleStats(): EngineRuleStats[];
   /** The open connections of every engine thread. */
   connections(): Promise<EngineConnection[]>;
+  /** Each rule's targets and their health, by rule name. */
+  targetHealth(): Map<string, TargetHealth[]>;
   /** The kernel maps that fill up as rules and connections grow (empty without BPF). */
   mapUsage(): MapUsage[];
   /**
@@ -255,6 +258,10 @@ class RunningDaemon implements Daemon {
     return this.engine.connections();
   }
 
+  targetHealth(): Map<string, TargetHealth[]> {
+    return new Map([...this.byName.values()].filter((l) => l.open).map((l) => [l.rule.name, this.engine.targetHealth(l.id)]));
+  }
+
   mapUsage(): MapUsage[] {
     const object = this.object;
     if (!object) return [];
@@ -277,7 +284,7 @@ class RunningDaemon implements Daemon {
   async apply(next: Config): Promise<ApplyReport> {
     const diff = diffRules(this.config, next);
     // Rules whose listener needs the loop guard now and did not before (or the reverse) get a new one.
-    const guard = (rule: Rule) => needsLoopGuard(next, rule.target);
+    const guard = (rule: Rule) => rule.targets.some((t) => needsLoopGuard(next, t));
     const moved = [
       ...diff.moved,
       ...[...diff.changed, ...diff.unchanged].filter((r) => this.byName.get(r.name)!.loopGuard !== guard(r)).map((r) => ({ from: this.byName.get(r.name)!.rule, to: r })),
@@ -322,7 +329,7 @@ class RunningDaemon implements Daemon {
 
     for (const rule of changed) {
       const l = this.byName.get(rule.name)!;
-      this.engine.updateListener(l.id, { targets: [rule.target], connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs, ...upstreamOptions(rule) });
+      this.engine.updateListener(l.id, { targets: rule.targets, balance: rule.balance, connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs, ...upstreamOptions(rule) });
       l.rule = rule;
     }
     // Past this point the reload has happened: a failure here is logged, never thrown.
@@ -449,7 +456,8 @@ class RunningDaemon implements Daemon {
         bind,
         dualStack: bind.host === '::',
         backlog: LISTEN_BACKLOG,
-        targets: [rule.target],
+        targets: rule.targets,
+        balance: rule.balance,
         connectTimeoutMs: rule.connectTimeoutMs,
         idleTimeoutMs: rule.idleTimeoutMs,
         datapath: this.decision.relay,

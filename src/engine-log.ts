@@ -13,6 +13,8 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
   switch (event.type) {
     case 'connected':
       return logger.info('connected', { ...fields, datapath: event.datapath });
+    case 'target_failed':
+      return logger.warn('target_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
     case 'connect_failed':
       return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
     case 'closed':

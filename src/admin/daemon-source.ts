@@ -60,7 +60,12 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
     rules(): RuleReport[] {
       const addressOf = new Map(daemon.listeners.map((l) => [l.rule, l.address]));
       const ids = daemon.ruleIds;
-      return daemon.config.rules.map((rule) => ruleReport(rule, ids.get(rule.name)!, addressOf.get(rule.name) ?? ''));
+      const health = daemon.targetHealth();
+      return daemon.config.rules.map((rule) => {
+        const report = ruleReport(rule, ids.get(rule.name)!, addressOf.get(rule.name) ?? '');
+        const targets = health.get(rule.name);
+        return targets && rule.targets.length > 1 ? { ...report, targetHealth: targets } : report;
+      });
     },
 
     async conns(): Promise<ConnectionReport[]> {

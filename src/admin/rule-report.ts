@@ -14,7 +14,7 @@ export function sourceLists(acl: Acl | undefined): SourceLists | undefined {
 /** address: what the rule's socket is bound to (the daemon's listener address). */
 export function ruleReport(rule: Rule, ruleId: number, address: string): RuleReport {
   const sources = sourceLists(rule.acl);
-  const common = { name: rule.name, ruleId, kind: rule.kind, target: formatEndpoint(rule.target), address, ...(sources && { sources }) };
+  const common = { name: rule.name, ruleId, kind: rule.kind, target: rule.targets.map(formatEndpoint).join(','), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
   if (rule.kind === 'listen') return { ...common, listen: formatEndpoint(rule.listen) };
   return { ...common, match: { destinations: rule.destinations.map(formatPrefix), ports: rule.ports.map(formatRange) } };
 }

@@ -62,6 +62,10 @@ export interface RuleReport {
   target: string;
   /** Where the rule's socket listens: the listen address, or [::]:<port> for a steering rule. */
   address: string;
+  /** With several targets: how a connection picks one. */
+  balance?: string;
+  /** Each target and its health (open connections, failures in a row, ejected now). */
+  targetHealth?: { address: string; open: number; consecutiveFailures: number; ejected: boolean; ejections: number }[];
   /** The rule's own source lists (the global ones are in status); absent when it has none. */
   sources?: SourceLists;
 }

@@ -50,14 +50,20 @@ function upstreamLine(rule: Rule): string[] {
   return parts.length ? [`  upstream: ${parts.join(', ')}`] : [];
 }
 
+/** "10.0.0.5:80", or "10.0.0.5:80, 10.0.0.6:80 (round_robin)". */
+function targetsText(rule: Rule): string {
+  const list = rule.targets.map(endpoint).join(', ');
+  return rule.targets.length > 1 ? `${list} (${rule.balance})` : list;
+}
+
 function describeRule(rule: Rule, id: number, bindings: Binding[]): string[] {
   const timeouts = `connect ${duration(rule.connectTimeoutMs)}, idle ${duration(rule.idleTimeoutMs)}`;
   const extra = [...sourcesLine(rule.acl, ''), ...upstreamLine(rule)];
   if (rule.kind === 'listen') {
-    return [`rule '${rule.name}' (id ${id}): listen ${endpoint(rule.listen)} → ${endpoint(rule.target)} (${timeouts})`, ...extra];
+    return [`rule '${rule.name}' (id ${id}): listen ${endpoint(rule.listen)} → ${targetsText(rule)} (${timeouts})`, ...extra];
   }
   const matches = `${rule.destinations.map(formatPrefix).join(', ')} ports ${rule.ports.map(formatRange).join(', ')}`;
-  const lines = [`rule '${rule.name}' (id ${id}): steer tcp ${matches} → ${endpoint(rule.target)} (${timeouts})`, ...extra];
+  const lines = [`rule '${rule.name}' (id ${id}): steer tcp ${matches} → ${targetsText(rule)} (${timeouts})`, ...extra];
   const mine = bindings.filter((b) => b.ruleId === id);
   lines.push(`  ${mine.length} binding${mine.length === 1 ? '' : 's'}${mine.length ? ':' : ' (every port is taken by narrower rules)'}`);
   for (const b of mine.slice(0, SHOWN_BINDINGS)) lines.push(`    ${describeBinding(b)}`);

@@ -89,6 +89,12 @@ function parseEach<T>(node: TreeNode, item: (value: unknown) => Parsed<T>, examp
   return { values, problems };
 }
 
+/** host:port or a list of them (a rule's targets), in order. */
+export function parseTargets(node: TreeNode): { endpoints: Endpoint[]; problems: string[] } {
+  const { values, problems } = parseEach(node, parseEndpoint, '127.0.0.1:9000 or [10.0.0.5:80, 10.0.0.6:80]');
+  return { endpoints: values, problems };
+}
+
 /** 80 | 8080-8090 | any | a list of these. Ranges come back merged. */
 export function parsePorts(node: TreeNode): { ranges: PortRange[]; problems: string[] } {
   const { values, problems } = parseEach(node, parsePortItem, '8080, 8080-8090, any or [80, 443]');

@@ -27,15 +27,17 @@ export async function resolveHostnames(config: Config, lookup: HostLookup = syst
   };
   const rules = await Promise.all(
     config.rules.map(async (rule): Promise<Rule> => {
-      const target = await resolve(rule, 'target', rule.target);
-      if (rule.kind === 'listen') return { ...rule, target, listen: await resolve(rule, 'listen', rule.listen) };
-      return { ...rule, target };
+      const targets = await Promise.all(rule.targets.map((t) => resolve(rule, 'target', t)));
+      if (rule.kind === 'listen') return { ...rule, targets, listen: await resolve(rule, 'listen', rule.listen) };
+      return { ...rule, targets };
     }),
   );
   for (const rule of rules) {
-    const family = isIP(rule.target.host);
-    if (rule.sourceAddress && family && isIP(rule.sourceAddress) !== family) {
-      problems.push(`${rule.source}: rule '${rule.name}': source: ${rule.sourceAddress} cannot reach target ${rule.target.host} (another address family); use an IPv${family} source`);
+    for (const target of rule.targets) {
+      const family = isIP(target.host);
+      if (rule.sourceAddress && family && isIP(rule.sourceAddress) !== family) {
+        problems.push(`${rule.source}: rule '${rule.name}': source: ${rule.sourceAddress} cannot reach target ${target.host} (another address family); use an IPv${family} source`);
+      }
     }
   }
   if (problems.length) throw new BpfredirError('ERR_BPFREDIR_CONFIG', problems);

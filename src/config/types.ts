@@ -3,6 +3,9 @@ import type { Prefix } from '../rules/ip.js';
 import type { PortRange } from '../rules/ports.js';
 
 export type DatapathChoice = 'auto' | 'splice' | 'userspace';
+/** How a new connection picks among a rule's targets (native TargetSet). */
+export type Balance = 'failover' | 'round_robin' | 'least_connections' | 'source_hash';
+export const BALANCES: readonly Balance[] = ['failover', 'round_robin', 'least_connections', 'source_hash'];
 export type BulkFlows = 'relay' | 'kernel';
 
 export interface Endpoint {
@@ -33,7 +36,9 @@ export interface Acl {
 interface RuleCommon {
   name: string;
   protocol: 'tcp';
-  target: Endpoint;
+  /** Where connections go, at least one; with several, `balance` picks and a failed connect tries the next. */
+  targets: Endpoint[];
+  balance: Balance;
   connectTimeoutMs: number;
   /** 0 = never. */
   idleTimeoutMs: number;
@@ -50,7 +55,7 @@ interface RuleCommon {
   /** Open connections the rule admits; more are reset at accept. No limit when absent. */
   maxConnections?: number;
   /** Hosts as the config wrote them (names before resolution), for logs that quote the rule. */
-  written?: { listenHost?: string; targetHost: string };
+  written?: { listenHost?: string; targetHosts: string[] };
   /** "file:line" of the rule, for later errors about it. */
   source: string;
 }

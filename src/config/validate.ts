@@ -9,9 +9,9 @@ import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
 import { MAX_RULE_ID } from '../rules/ids.js';
 import { formatPrefix, type Prefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
-import { endpointHostProblem, formatEndpoint, parseEndpoint, parsePorts, parsePrefixes } from './fields.js';
+import { endpointHostProblem, formatEndpoint, parseEndpoint, parsePorts, parsePrefixes, parseTargets } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { BALANCES, DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl, type Balance, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
@@ -23,6 +23,7 @@ const RULE_KEYS = [
   'destination',
   'ports',
   'target',
+  'balance',
   'connect_timeout',
   'idle_timeout',
   'keepalive',
@@ -223,8 +224,15 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   if (!nameEntry) problems.add(node.line, where, 'name: missing; give every rule a unique name, e.g. name: web');
   checkKeys(entries, RULE_KEYS, where, problems);
   field(entries, 'protocol', where, problems, protocol, 'tcp');
-  const target = field(entries, 'target', where, problems, parseEndpoint, undefined);
-  if (!entryOf(entries, 'target')) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
+  const targetEntry = entryOf(entries, 'target');
+  const parsedTargets = targetEntry ? parseTargets(targetEntry.value) : { endpoints: [], problems: [] };
+  for (const p of parsedTargets.problems) problems.add(targetEntry?.value.line ?? targetEntry?.line, where, `target: ${p}`);
+  const targets = parsedTargets.endpoints;
+  const target = targets[0];
+  if (!targetEntry) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
+  const balance = field(entries, 'balance', where, problems, oneOf(BALANCES), 'failover' as Balance);
+  const balanceEntry = entryOf(entries, 'balance');
+  if (balanceEntry && targets.length === 1) problems.add(balanceEntry.line, where, 'balance: needs several targets; write target: [A:PORT, B:PORT]');
   const connectTimeoutMs = field(entries, 'connect_timeout', where, problems, connectTimeout, defaults.connectTimeoutMs);
   const idleTimeoutMs = field(entries, 'idle_timeout', where, problems, idleTimeout, defaults.idleTimeoutMs);
   const acl = sourceLists(entries, where, problems);
@@ -234,13 +242,16 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const markValue = field(entries, 'mark', where, problems, mark, 0);
   const maxConnections = field(entries, 'max_connections', where, problems, connectionLimit, 0);
   const sourceEntry = entryOf(entries, 'source');
-  if (from && target && isIP(target.host) && isIP(from) !== isIP(target.host)) {
-    problems.add(sourceEntry?.line, where, `source: ${from} and target ${formatEndpoint(target)} are of different address families; use an IPv${isIP(target.host)} source`);
+  for (const t of targets) {
+    if (from && isIP(t.host) && isIP(from) !== isIP(t.host)) {
+      problems.add(sourceEntry?.line, where, `source: ${from} and target ${formatEndpoint(t)} are of different address families; use an IPv${isIP(t.host)} source`);
+    }
   }
   const common = {
     name: name ?? '',
     protocol: 'tcp' as const,
-    target: target as Endpoint,
+    targets,
+    balance,
     connectTimeoutMs,
     idleTimeoutMs,
     ...(acl && { acl }),
@@ -251,7 +262,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(maxConnections && { maxConnections }),
     source: problems.at(node.line),
   };
-  const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHost: target.host } } : {});
+  const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHosts: targets.map((t) => t.host) } } : {});
 
   const listenEntry = entryOf(entries, 'listen');
   const destinationEntry = entryOf(entries, 'destination');

@@ -9,6 +9,7 @@ export function daemonMetricsSources(daemon: Daemon, reloader?: Reloader): Metri
     engineRules: () => daemon.ruleStats(),
     kernelRules: () => readRuleStats(daemon),
     maps: () => daemon.mapUsage(),
+    targets: () => daemon.targetHealth(),
     ...(reloader && { reloads: reloader.stats }),
   };
 }

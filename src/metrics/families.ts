@@ -11,7 +11,7 @@
  */
 import type { RuleStats as KernelRuleStats } from '../abi.js';
 import type { Daemon, MapUsage, RuleStatsReport } from '../daemon.js';
-import type { EngineHistogram, EngineRuleStats } from '../native/index.js';
+import type { EngineHistogram, EngineRuleStats, TargetHealth } from '../native/index.js';
 import type { ReloadStats } from '../reloader.js';
 import { VERSION } from '../version.js';
 
@@ -35,6 +35,8 @@ export interface Family {
 export interface MetricsSources {
   daemon: Pick<Daemon, 'decision' | 'config' | 'ruleIds'>;
   engineRules(): EngineRuleStats[];
+  /** Each rule's targets, by rule name. */
+  targets(): Map<string, TargetHealth[]>;
   kernelRules(): RuleStatsReport;
   maps(): MapUsage[];
   reloads?: ReloadStats;
@@ -127,6 +129,16 @@ function kernelFamilies(report: RuleStatsReport): Family[] {
   ];
 }
 
+/** Per target (a rule has a handful: no per-client label anywhere). */
+function targetFamilies(targets: Map<string, TargetHealth[]>): Family[] {
+  const per = (pick: (t: TargetHealth) => number) => [...targets].flatMap(([rule, list]) => list.map((t) => ({ labels: { rule, target: t.address }, value: pick(t) })));
+  return [
+    { name: 'bpfredir_target_up', help: '1 while a target takes new connections, 0 while it is ejected after failed connects.', type: 'gauge', samples: per((t) => (t.ejected ? 0 : 1)) },
+    { name: 'bpfredir_target_connections', help: 'Open connections per target.', type: 'gauge', samples: per((t) => t.open) },
+    { name: 'bpfredir_target_ejections_total', help: 'Times a target was ejected after 3 failed connects in a row.', type: 'counter', samples: per((t) => t.ejections) },
+  ];
+}
+
 function mapFamilies(maps: readonly MapUsage[]): Family[] {
   return [
     { name: 'bpfredir_map_entries', help: 'Entries in use in a kernel map.', type: 'gauge', samples: maps.map((m) => ({ labels: { map: m.map }, value: m.entries })) },
@@ -158,6 +170,7 @@ export function collectFamilies(sources: MetricsSources): { families: Family[]; 
   const kernel = read('rule_stats', () => sources.kernelRules());
   const engine = read('engine', () => sources.engineRules());
   const maps = read('maps', () => sources.maps());
+  const targets = read('targets', () => sources.targets());
   const families: Family[] = [
     { name: 'bpfredir_build_info', help: 'Always 1; the labels say which bpfredir and Node.js run.', type: 'gauge', samples: [{ labels: { version: VERSION, nodejs: process.versions.node }, value: 1 }] },
     {
@@ -171,6 +184,7 @@ export function collectFamilies(sources: MetricsSources): { families: Family[]; 
     ...(engine && kernel ? engineFamilies(engine, new Map([...daemon.ruleIds].map(([name, id]) => [id, name])), kernel.rules) : []),
     ...(kernel ? kernelFamilies(kernel) : []),
     ...(maps ? mapFamilies(maps) : []),
+    ...(targets ? targetFamilies(targets) : []),
     ...(sources.reloads ? reloadFamilies(sources.reloads) : []),
   ];
   return { families, failed };

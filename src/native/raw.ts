@@ -44,8 +44,10 @@ export interface ListenerOptions {
   /** IPV6_V6ONLY off for [::] so one socket takes IPv4 too. */
   dualStack: boolean;
   backlog: number;
-  /** Upstreams; the engine picks the first (later: load balancing). */
+  /** Upstreams, in order; `balance` picks one per connection, a failed connect tries the next. */
   targets: SocketAddress[];
+  /** Default failover: the first healthy target. */
+  balance?: 'failover' | 'round_robin' | 'least_connections' | 'source_hash';
   connectTimeoutMs: number;
   /** 0 = no idle timeout. */
   idleTimeoutMs: number;
@@ -75,7 +77,7 @@ export interface ListenerOptions {
 
 /** What updateListener changes; the upstream settings (proxyProtocol, sourceAddress, mark, keepaliveS) go together. */
 export type ListenerUpdate = Partial<
-  Pick<ListenerOptions, 'targets' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'proxyProtocol' | 'sourceAddress' | 'mark' | 'keepaliveS' | 'maxConnections'>
+  Pick<ListenerOptions, 'targets' | 'balance' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'proxyProtocol' | 'sourceAddress' | 'mark' | 'keepaliveS' | 'maxConnections'>
 >;
 
 export interface ListenerHandle {
@@ -89,6 +91,7 @@ export interface ListenerHandle {
 export type EngineEventType =
   | 'connected' // upstream connected, data path running
   | 'connect_failed' // upstream refused/unreachable/timeout; client closed
+  | 'target_failed' // one of several targets failed; the next is being tried
   | 'closed' // connection finished (reason says how)
   | 'fallback' // this connection uses the user-space relay (reason says why)
   | 'denied' // refused by a source list in the kernel, before accept (reason: denied or not_allowed)
@@ -134,6 +137,17 @@ export interface EngineStats {
   loopsRefused: number;
   /** accepted, per engine thread. */
   acceptedByThread: number[];
+}
+
+/** One target of a rule (native TargetSet): open connections and passive health. */
+export interface TargetHealth {
+  address: string;
+  open: number;
+  /** Connect failures in a row; at 3 the target is ejected for 10 s. */
+  consecutiveFailures: number;
+  /** Left out of new connections now (unless every target is). */
+  ejected: boolean;
+  ejections: number;
 }
 
 /** The three ways the engine moves bytes (BPFREDIR_PATHS, native/rule_stats.h). */
@@ -232,6 +246,8 @@ export interface RawEngine {
   ruleStats(): EngineRuleStats[];
   /** The open connections, each engine thread listing its own; [] once closed. */
   connections(): Promise<EngineConnection[]>;
+  /** The listener's targets as new connections see them now. */
+  targetHealth(listenerId: number): TargetHealth[];
   /** Stop accepting, close every connection and the thread. Resolves when done. */
   close(): Promise<void>;
 }

@@ -54,16 +54,17 @@ export function steeringLoops(config: Config): string[] {
   const steererByTarget = new Map<string, SteerRule | undefined>();
   const problems: string[] = [];
   for (const rule of config.rules) {
-    const { host, port } = rule.target;
-    const addr = bytesOf(host);
-    if (!addr) continue; // not resolved yet: nothing to compare
-    const key = `${addr.toString('hex')}:${port}`;
-    if (!steererByTarget.has(key)) steererByTarget.set(key, steererOf(steerRules, addr, port));
-    const steerer = steererByTarget.get(key);
-    if (!steerer) continue;
-    problems.push(
-      `${rule.source}: rule '${rule.name}': target ${formatEndpoint(rule.target)} is steered by rule '${steerer.name}' back to bpfredir, which would connect to it again in a loop; narrow '${steerer.name}' (destination or ports) so it leaves the target out`,
-    );
+    for (const target of rule.targets) {
+      const addr = bytesOf(target.host);
+      if (!addr) continue; // not resolved yet: nothing to compare
+      const key = `${addr.toString('hex')}:${target.port}`;
+      if (!steererByTarget.has(key)) steererByTarget.set(key, steererOf(steerRules, addr, target.port));
+      const steerer = steererByTarget.get(key);
+      if (!steerer) continue;
+      problems.push(
+        `${rule.source}: rule '${rule.name}': target ${formatEndpoint(target)} is steered by rule '${steerer.name}' back to bpfredir, which would connect to it again in a loop; narrow '${steerer.name}' (destination or ports) so it leaves the target out`,
+      );
+    }
   }
   return problems;
 }
@@ -108,15 +109,18 @@ function listenRuleReached(listenRules: readonly ListenRule[], localPrefixes: re
   };
 }
 
+type Reach = (target: Endpoint) => ListenRule | undefined;
+
 /** One line for a cycle of listen rules, located at its first rule in the config. */
-function describeCycle(cycle: ListenRule[], position: ReadonlyMap<ListenRule, number>): string {
+function describeCycle(cycle: ListenRule[], position: ReadonlyMap<ListenRule, number>, reach: Reach): string {
   const start = cycle.indexOf(cycle.reduce((a, b) => (position.get(a)! <= position.get(b)! ? a : b)));
   const rules = [...cycle.slice(start), ...cycle.slice(0, start)];
   const first = rules[0]!;
   const reached = rules[1] ?? first;
-  const exact = bytesOf(reached.listen.host)!.equals(connectAddress(first.target.host)!);
+  const target = first.targets.find((t) => reach(t) === reached)!;
+  const exact = bytesOf(reached.listen.host)!.equals(connectAddress(target.host)!);
   const listen = `${formatEndpoint(reached.listen)}${exact ? '' : ', which takes every local address'}`;
-  const opening = `${first.source}: rule '${first.name}': target ${formatEndpoint(first.target)}`;
+  const opening = `${first.source}: rule '${first.name}': target ${formatEndpoint(target)}`;
   const outcome = 'so each connection would open another until file descriptors run out';
   if (rules.length === 1) return `${opening} reaches the rule's own listen ${listen}, ${outcome}; point target at the real service`;
   const round = [...rules, first].map((r) => r.name).join(' → ');
@@ -125,25 +129,41 @@ function describeCycle(cycle: ListenRule[], position: ReadonlyMap<ListenRule, nu
 
 /**
  * One line per cycle of listen rules whose targets lead back to themselves
- * (a → a, a → b → a, ...), after host names are resolved. A chain that ends
- * in a cycle is refused through the cycle; a chain that ends elsewhere is fine.
+ * (a → a, a → b → a, ...; any of a rule's targets counts: failover may take
+ * it), after host names are resolved. A chain that ends elsewhere is fine.
  */
 export function listenLoops(config: Config, localPrefixes: readonly Prefix[]): string[] {
   const listenRules = config.rules.filter((r): r is ListenRule => r.kind === 'listen');
-  const reached = listenRuleReached(listenRules, localPrefixes);
+  const reach = listenRuleReached(listenRules, localPrefixes);
   const position = new Map(listenRules.map((r, i) => [r, i]));
+  const successors = new Map(listenRules.map((r) => [r, r.targets.map(reach).filter((n): n is ListenRule => n !== undefined)]));
   const problems: string[] = [];
-  const walked = new Set<ListenRule>();
-  // Each rule leads to at most one other: follow every path once; one that meets itself is a cycle.
+  const reported = new Set<string>();
+  const state = new Map<ListenRule, 'open' | 'done'>();
+  // Depth first, without recursion (configs can hold 100k rules): an edge back onto the path closes a cycle.
   for (const start of listenRules) {
-    const path = new Map<ListenRule, number>();
-    let rule: ListenRule | undefined = start;
-    while (rule && !walked.has(rule) && !path.has(rule)) {
-      path.set(rule, path.size);
-      rule = reached(rule.target);
+    if (state.has(start)) continue;
+    const path: { rule: ListenRule; next: number }[] = [{ rule: start, next: 0 }];
+    state.set(start, 'open');
+    while (path.length > 0) {
+      const top = path[path.length - 1]!;
+      const succ = successors.get(top.rule)!;
+      if (top.next === succ.length) {
+        state.set(top.rule, 'done');
+        path.pop();
+        continue;
+      }
+      const n = succ[top.next++]!;
+      if (!state.has(n)) {
+        state.set(n, 'open');
+        path.push({ rule: n, next: 0 });
+      } else if (state.get(n) === 'open') {
+        const cycle = path.slice(path.findIndex((p) => p.rule === n)).map((p) => p.rule);
+        const key = cycle.map((r) => r.name).sort().join(' ');
+        if (!reported.has(key)) problems.push(describeCycle(cycle, position, reach));
+        reported.add(key);
+      }
     }
-    if (rule && path.has(rule)) problems.push(describeCycle([...path.keys()].slice(path.get(rule)), position));
-    for (const r of path.keys()) walked.add(r);
   }
   return problems;
 }

@@ -31,7 +31,7 @@ test('result words for every event rinetd logs', () => {
 
 test('the tab-separated line: the config as written (the name, not its address), bytes in and out', () => {
   const closed = event({ type: 'closed', closedFirst: 'client', bytesToUpstream: 120, bytesToClient: 4500 });
-  const ends = ruleEnds({ ...rule, written: { listenHost: '206.125.69.81', targetHost: 'inside.example' }, target: { host: '10.1.1.2', port: 80 } }, closed);
+  const ends = ruleEnds({ ...rule, written: { listenHost: '206.125.69.81', targetHosts: ['inside.example'] }, targets: [{ host: '10.1.1.2', port: 80 }] }, closed);
   assert.equal(formatAccessLine('rinetd', closed, ends, at), '03/Dec/2026:09:05:07 \t206.125.69.5\t206.125.69.81\t80\tinside.example\t80\t120\t4500\tdone-remote-closed\n');
 });
 

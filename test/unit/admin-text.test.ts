@@ -68,14 +68,15 @@ test('status: one aligned line per field', () => {
 });
 
 const common = { protocol: 'tcp' as const, connectTimeoutMs: DEFAULTS.connectTimeoutMs, idleTimeoutMs: 0, source: 'test' };
-const web: ListenRule = { ...common, name: 'web', kind: 'listen', listen: { host: '0.0.0.0', port: 8080 }, target: { host: '10.0.0.5', port: 80 } };
+const web: ListenRule = { ...common, name: 'web', kind: 'listen', listen: { host: '0.0.0.0', port: 8080 }, targets: [{ host: '10.0.0.5', port: 80 }], balance: 'failover' };
 const anyip: SteerRule = {
   ...common,
   name: 'anyip',
   kind: 'steer',
   destinations: ['192.0.2.0/24', '2001:db8::/64'].map((text) => parsePrefix(text) as Prefix),
   ports: [{ lo: 8000, hi: 8999 }, { lo: 9443, hi: 9443 }],
-  target: { host: '::1', port: 9000 },
+  targets: [{ host: '::1', port: 9000 }],
+  balance: 'failover',
 };
 
 test('ruleReport: a listen rule shows its address, a steering rule what sk_lookup takes', () => {

@@ -96,10 +96,12 @@ test('each mistake is one located line saying how to fix it', () => {
     [oneRule('protocol: udp', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': protocol: udp is not supported yet; use tcp"],
     [oneRule('protocol: sctp', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': protocol: 'sctp' is not a protocol; write tcp"],
     [oneRule('destinaton: 127.0.0.2', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'destinaton'; did you mean 'destination'?"],
-    [oneRule('colour: red', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'colour'; allowed: name, protocol, listen, destination, ports, target, connect_timeout, idle_timeout, keepalive, allow, deny, proxy_protocol, source, mark, max_connections"],
+    [oneRule('colour: red', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'colour'; allowed: name, protocol, listen, destination, ports, target, balance, connect_timeout, idle_timeout, keepalive, allow, deny, proxy_protocol, source, mark, max_connections"],
     [oneRule('listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000', 'connect_timeout: 0'), "cfg.yaml:5: rule 'web': connect_timeout: must be longer than 0; write e.g. 5s"],
     [oneRule('listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000', 'idle_timeout: 10 min'), "cfg.yaml:5: rule 'web': idle_timeout: '10 min' is not a duration; write e.g. 10m, or 0 for never (units: ms, s, m, h)"],
-    [oneRule('listen: 127.0.0.1:8080', 'target: [127.0.0.1:9000]'), "cfg.yaml:4: rule 'web': target: expected a single value, not a list"],
+    [oneRule('listen: 127.0.0.1:8080', 'target: []'), "cfg.yaml:4: rule 'web': target: empty list; write e.g. 127.0.0.1:9000 or [10.0.0.5:80, 10.0.0.6:80]"],
+    [oneRule('listen: 127.0.0.1:8080', 'target: [127.0.0.1:9000, 127.0.0.1:9001]', 'balance: random'), "cfg.yaml:5: rule 'web': balance: 'random' is not one of failover, round_robin, least_connections, source_hash"],
+    [oneRule('listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000', 'balance: round_robin'), "cfg.yaml:5: rule 'web': balance: needs several targets; write target: [A:PORT, B:PORT]"],
     ['budget: 4XB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: budget: '4XB' is not a size; write e.g. 4MiB, or 0 for unlimited (units: B, KiB, MiB, GiB, k, M, G)"],
     ['budget: 3GiB\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', "cfg.yaml:1: budget: '3GiB' is too large (at most 2147483647 bytes); write e.g. 4MiB, or 0 for unlimited"],
     ['sndbuf: -1\nrules: [{name: a, listen: "127.0.0.1:1", target: "127.0.0.1:2"}]', 'cfg.yaml:1: sndbuf: -1 is not a whole number of bytes; write e.g. 4MiB, or 0 to autotune (units: B, KiB, MiB, GiB, k, M, G)'],
@@ -168,7 +170,7 @@ test('host names are resolved once, and failures name the rule', async () => {
   const resolved = await resolveHostnames(config, async (host) => ({ localhost: '127.0.0.1', backend: '::1' })[host]!);
   const rule = resolved.rules[0]!;
   assert.ok(rule.kind === 'listen');
-  assert.deepEqual([rule.listen, rule.target], [
+  assert.deepEqual([rule.listen, rule.targets[0]], [
     { host: '127.0.0.1', port: 8080 },
     { host: '::1', port: 9000 },
   ]);
@@ -200,7 +202,7 @@ test('inet_aton forms are no IPv4 address: neither taken as one nor resolved as 
     ]);
   }
   const names = parseConfigText(oneRule('listen: 1.2.3.4:8080', 'target: 1password.example:80'), FILE);
-  assert.equal(names.rules[0]!.target.host, '1password.example', 'names with digits are still names');
+  assert.equal(names.rules[0]!.targets[0]!.host, '1password.example', 'names with digits are still names');
 });
 
 test('link-local IPv6 needs a zone, and zones are not supported by the data path', async () => {

@@ -70,6 +70,9 @@ export function fakeNative(options: FakeOptions = {}) {
     updateListener(id: number, opts: Partial<Pick<ListenerOptions, 'targets'>>) {
       calls.push(`updateListener ${id} ${opts.targets?.map((t) => `${t.host}:${t.port}`).join(',')}`);
     }
+    targetHealth() {
+      return [];
+    }
     watchDenials() {
       // Reading a ring buffer changes nothing the tests order.
     }

@@ -6,7 +6,7 @@ import { needsLoopGuard } from '../../src/rules/loop-guard.js';
 const config = (rules: string) => parseConfigText(`rules:\n${rules}`, 'cfg.yaml');
 const guarded = (rules: string) => {
   const c = config(rules);
-  return c.rules.filter((r) => needsLoopGuard(c, r.target)).map((r) => r.name);
+  return c.rules.filter((r) => r.targets.some((t) => needsLoopGuard(c, t))).map((r) => r.name);
 };
 
 test('a target on the port of some listen rule is guarded, at any listen address', () => {

@@ -32,6 +32,7 @@ function sources(over: Partial<MetricsSources> = {}): MetricsSources {
     engineRules: () => [engineRule(1), engineRule(2)],
     kernelRules: () => ({ rules: new Map([['web', { ...zeroRuleStats(), bytesToUpstream: 1000n, bytesToClient: 2000n, steered: 4n }]]), unmatchedLookups: 9n }),
     maps: () => [{ map: 'conns', entries: 2, capacity: 262144 }],
+    targets: () => new Map(),
     ...over,
   };
 }
