@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { configFromObject, loadConfigFile, parseConfigText } from '../../src/config/load.js';
 import { resolveHostnames } from '../../src/config/resolve.js';
 import { BpfredirError } from '../../src/errors.js';
+import { seededRandom as random } from '../helpers/random.js';
 
 const FILE = 'cfg.yaml';
 
@@ -218,4 +219,41 @@ test('link-local IPv6 needs a zone, and zones are not supported by the data path
     message: `cfg.yaml:2: rule 'web': target: 'router' resolves to fe80::1: 'fe80::1' is link-local and needs a zone (e.g. [fe80::1%eth0]), ${unsupported}`,
   });
   assert.ok(parseConfigText(oneRule('destination: fe80::/10', 'ports: 80', 'target: "[fd00::1]:80"'), FILE), 'a steered link-local prefix needs no zone');
+});
+
+test('random and truncated configs: never a crash, always one-line problems', () => {
+  const valid = [
+    'datapath: auto',
+    'allow: [10.0.0.0/8, "2001:db8::/32"]',
+    'access_log: /tmp/access.log',
+    'rules:',
+    '  - name: web',
+    '    listen: 0.0.0.0:8080',
+    '    target: [10.0.0.5:80, "[2001:db8::5]:80"]',
+    '    balance: round_robin',
+    '    proxy_protocol: v2',
+    '    max_connections: 100',
+    '  - name: anyip',
+    '    destination: [192.0.2.0/24]',
+    '    ports: 8000-8999',
+    '    target: 127.0.0.1:9000',
+    '    deny: 192.0.2.7',
+  ].join('\n');
+  const rnd = random(20261203);
+  const alphabet = ' :-[]{},."\'#\n\tabcdefgh0123456789/_';
+  const inputs: string[] = [];
+  for (let i = 0; i < 1500; i++) inputs.push(valid.slice(0, Math.floor(rnd() * valid.length)));
+  for (let i = 0; i < 1500; i++) {
+    const chars = [...valid];
+    for (let k = 0; k < 1 + Math.floor(rnd() * 4); k++) chars[Math.floor(rnd() * chars.length)] = alphabet[Math.floor(rnd() * alphabet.length)]!;
+    inputs.push(chars.join(''));
+  }
+  for (const text of inputs) {
+    try {
+      parseConfigText(text, 'fuzz.yaml');
+    } catch (err) {
+      assert.ok(err instanceof BpfredirError, `not a BpfredirError for ${JSON.stringify(text)}: ${err}`);
+      for (const problem of err.problems) assert.ok(!problem.includes('\n') && problem.startsWith('fuzz.yaml'), JSON.stringify(problem));
+    }
+  }
 });

@@ -1,15 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockRange, decomposeRange, mergeRanges, subtractRanges, type PortRange } from '../../src/rules/ports.js';
-
-/** Deterministic PRNG so failures reproduce. */
-function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { seededRandom as random } from '../helpers/random.js';
 
 function checkDecomposition(range: PortRange): void {
   const blocks = decomposeRange(range);

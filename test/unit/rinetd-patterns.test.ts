@@ -2,17 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { patternMatches, patternPrefixes } from '../../src/compat/rinetd-patterns.js';
 import { formatPrefix, type Prefix } from '../../src/rules/ip.js';
-
-/** Seeded xorshift32 in [0, 1): the same samples on every run. */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom as random } from '../helpers/random.js';
 
 /** The oracle: rinetd's glob as a regular expression over the dotted quad. */
 function globRegExp(pattern: string): RegExp {

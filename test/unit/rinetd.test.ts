@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { parseRinetdConfig, readServices, rinetdAdmits, type RinetdConfig, type RinetdForward, type RinetdPattern } from '../../src/compat/rinetd.js';
 import { BpfredirError } from '../../src/errors.js';
 import { addressBytes, formatPrefix, samePrefixBits } from '../../src/rules/ip.js';
+import { seededRandom as random } from '../helpers/random.js';
 
 const FILE = 'rinetd.conf';
 
@@ -28,17 +29,6 @@ function ruleOf(forward: RinetdForward) {
 }
 
 const texts = (patterns: readonly RinetdPattern[]) => patterns.map((p) => `${p.line}:${p.text}`);
-
-/** Seeded xorshift32 in [0, 1). */
-function random(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
-}
 
 // Written from the rinetd 0.73 manual's description of each form.
 const MANUAL_EXAMPLE = [
