@@ -348,7 +348,7 @@ class RunningDaemon implements Daemon {
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
     for (const [name, id] of this.ids.commit(ids)) this.names.set(id, name);
-    this.config = { ...this.config, acl: next.acl, accessLog: next.accessLog, rules: next.rules, source: next.source };
+    this.config = { ...this.config, acl: next.acl, accessLog: next.accessLog, resolveIntervalMs: next.resolveIntervalMs, rules: next.rules, source: next.source };
     const names = (rules: readonly Rule[]) => rules.map((r) => r.name);
     return {
       added: names(diff.added),

@@ -26,6 +26,9 @@ export interface ReloadStats {
   last: ReloadOutcome | undefined;
 }
 
+/** The trigger of the periodic reload that looks host names up again (serve.ts). */
+export const RERESOLVE_TRIGGER = 're-resolve';
+
 export class Reloader {
   readonly stats: ReloadStats = { succeeded: 0, failed: 0, last: undefined };
   private running: Promise<ReloadOutcome> | undefined;
@@ -69,7 +72,9 @@ export class Reloader {
       this.onApplied(config);
       outcome = { ok: true, at, trigger, report };
       this.stats.succeeded++;
-      this.logger.info('reloaded', {
+      const changes = report.added.length + report.removed.length + report.changed.length + report.moved.length;
+      // A periodic look-up that found the same addresses is not news.
+      if (changes > 0 || trigger !== RERESOLVE_TRIGGER) this.logger.info('reloaded', {
         trigger,
         added: report.added.length,
         removed: report.removed.length,

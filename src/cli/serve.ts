@@ -15,7 +15,8 @@ import type { ConfigSource } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
 import { removePidFile, writePidFile } from '../pid-file.js';
-import { Reloader } from '../reloader.js';
+import { RERESOLVE_TRIGGER, Reloader } from '../reloader.js';
+import { Reresolver } from '../reresolver.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { daemonSource } from '../admin/daemon-source.js';
 import { adminSocketPath } from '../admin/socket-path.js';
@@ -120,6 +121,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   let admin: AdminServer | undefined;
   let metrics: MetricsServer | undefined;
   let accessLog: AccessLog | undefined;
+  let reresolve: Reresolver | undefined;
   let ready = false;
   let stopping = false;
   const startedAt = new Date();
@@ -151,8 +153,11 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
       const followConfig = (next: Config) => {
         if (next.accessLog && !connectionEvents) logger.warn('access_log: takes effect only after a restart (started with --log-level warn and none, so the engine does not report connections)');
         else accessLog?.open(next.accessLog);
+        reresolve?.follow(next);
       };
       const reloads = (reloader = new Reloader(daemon, async () => withFlags(await source!.load()), logger, followConfig));
+      reresolve = new Reresolver(() => void reloads.reload(RERESOLVE_TRIGGER));
+      reresolve.follow(config);
       watch = watchConfig(configFile, () => void reloads.reload('file change'));
     }
     const socketPath = args['admin-socket'] ?? adminSocketPath(args['run-dir'], daemon.netnsInode);
@@ -175,6 +180,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     const signal = await signals.first;
     stopping = true;
     watch?.close();
+    reresolve?.stop();
     await reloader?.settled(); // a reload half done would reopen what the drain closes
     logger.info('stopping: new connections are refused, open ones may finish', { signal, drain_ms: drainFor, connections: daemon.stats().connections });
     const skip = signals.second.then((s) => logger.info('second signal: not waiting for open connections', { signal: s }));
@@ -186,6 +192,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     await accessLog?.close();
     if (config.pidFile) removePidFile(config.pidFile);
     watch?.close();
+    reresolve?.stop();
     signals.release();
     process.off('SIGHUP', onHangup);
   }

@@ -96,6 +96,8 @@ export interface Config {
   accessLog?: AccessLogSetting;
   /** Where the process id is written at start and removed at exit (`pid_file:`); none when absent. */
   pidFile?: string;
+  /** How often host names in rules are looked up again (`resolve_interval:`); 0 = only at load and reload. */
+  resolveIntervalMs: number;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;
@@ -120,4 +122,6 @@ export const DEFAULTS = {
   connectTimeoutMs: 5000,
   idleTimeoutMs: 0,
   keepaliveMs: 0,
+  // DNS records of upstreams change (a failover, a cluster's service IP): look again every minute.
+  resolveIntervalMs: 60_000,
 };

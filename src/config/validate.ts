@@ -15,7 +15,7 @@ import { BALANCES, DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl,
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'access_log', 'access_log_format', 'pid_file', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'access_log', 'access_log_format', 'pid_file', 'resolve_interval', 'rules'] as const;
 const RULE_KEYS = [
   'name',
   'protocol',
@@ -347,6 +347,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   const accessLogPath = field(entries, 'access_log', '', problems, filePath, undefined);
   const accessLogFormat = field(entries, 'access_log_format', '', problems, oneOf(ACCESS_LOG_FORMATS), 'rinetd' as AccessLogFormat);
   const pidFile = field(entries, 'pid_file', '', problems, filePath, undefined);
+  const resolveIntervalMs = field(entries, 'resolve_interval', '', problems, duration({ allowZero: true, example: '60s, or 0 for only at load' }), DEFAULTS.resolveIntervalMs);
   const formatEntry = entryOf(entries, 'access_log_format');
   if (formatEntry && !accessLogPath) problems.add(formatEntry.line, '', 'access_log_format: goes with access_log: PATH, which is missing');
   const defaults: RuleDefaults = {
@@ -384,6 +385,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
     ...(acl && { acl }),
     ...(accessLogPath && { accessLog: { path: accessLogPath, format: accessLogFormat } }),
     ...(pidFile && { pidFile }),
+    resolveIntervalMs,
     rules,
     source: file,
   };
