@@ -155,6 +155,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
                         InstanceMethod<&EngineWrap::WatchDenials>("watchDenials"),
                         InstanceMethod<&EngineWrap::TargetHealth>("targetHealth"),
+                        InstanceMethod<&EngineWrap::SetTargetDown>("setTargetDown"),
                         InstanceMethod<&EngineWrap::Stats>("stats"),
                         InstanceMethod<&EngineWrap::RuleStats>("ruleStats"),
                         InstanceMethod<&EngineWrap::Connections>("connections"),
@@ -231,10 +232,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       t.Set("open", targets[i].health.open);
       t.Set("consecutiveFailures", targets[i].health.consecutive_failures);
       t.Set("ejected", targets[i].health.ejected);
+      t.Set("down", targets[i].health.down);
       t.Set("ejections", static_cast<double>(targets[i].health.ejections));
       out.Set(static_cast<uint32_t>(i), t);
     }
     return out;
+  }
+
+  void SetTargetDown(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
+    uint32_t id = IdArg(info);
+    double index = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+    if (index < 0 || index != static_cast<uint32_t>(index) || !info[2].IsBoolean())
+      throw Napi::TypeError::New(info.Env(), "setTargetDown(listenerId, index, down)");
+    bool down = info[2].As<Napi::Boolean>().Value();
+    WithJsErrors(info.Env(), [&] { engine_->SetTargetDown(id, static_cast<uint32_t>(index), down); });
   }
 
   void WatchDenials(const Napi::CallbackInfo& info) {

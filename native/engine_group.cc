@@ -68,6 +68,13 @@ std::vector<EngineGroup::TargetInfo> EngineGroup::TargetHealth(uint32_t listener
   return out;
 }
 
+void EngineGroup::SetTargetDown(uint32_t listener_id, uint32_t index, bool down) {
+  auto it = targets_.find(listener_id);
+  if (it == targets_.end()) ThrowSysError(ENOENT, "setTargetDown", "no listener with id " + std::to_string(listener_id));
+  if (index >= it->second->addresses().size()) ThrowSysError(EINVAL, "setTargetDown", "no target " + std::to_string(index));
+  it->second->SetDown(index, down);
+}
+
 EngineStats EngineGroup::Stats() const {
   EngineStats total{};
   total.listeners = listener_ids_.size();

@@ -38,6 +38,8 @@ class EngineGroup {
     TargetSet::Health health;
   };
   std::vector<TargetInfo> TargetHealth(uint32_t listener_id) const;
+  // An active health check's verdict on the listener's target `index`.
+  void SetTargetDown(uint32_t listener_id, uint32_t index, bool down);
   EngineStats Stats() const;
   std::vector<uint64_t> AcceptedByThread() const;
   // Each rule's counters summed over the engines, in rule id order.

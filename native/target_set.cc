@@ -33,7 +33,8 @@ std::vector<uint32_t> TargetSet::Order(const SockAddress& client, uint64_t now_n
   const uint32_t n = static_cast<uint32_t>(addresses_.size());
   std::vector<uint32_t> healthy;
   for (uint32_t i = 0; i < n; i++)
-    if (state_[i].ejected_until_ns.load(std::memory_order_relaxed) <= now_ns) healthy.push_back(i);
+    if (state_[i].ejected_until_ns.load(std::memory_order_relaxed) <= now_ns && !state_[i].down.load(std::memory_order_relaxed))
+      healthy.push_back(i);
   if (healthy.empty())
     for (uint32_t i = 0; i < n; i++) healthy.push_back(i);  // all out: better a try than a refusal
 
@@ -72,5 +73,6 @@ void TargetSet::Succeeded(uint32_t index) { state_[index].failures.store(0, std:
 TargetSet::Health TargetSet::HealthOf(uint32_t index, uint64_t now_ns) const {
   const State& s = state_[index];
   return {s.open.load(std::memory_order_relaxed), s.failures.load(std::memory_order_relaxed),
-          s.ejected_until_ns.load(std::memory_order_relaxed) > now_ns, s.ejections.load(std::memory_order_relaxed)};
+          s.ejected_until_ns.load(std::memory_order_relaxed) > now_ns, s.down.load(std::memory_order_relaxed),
+          s.ejections.load(std::memory_order_relaxed)};
 }

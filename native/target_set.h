@@ -1,7 +1,8 @@
 // A rule's upstream targets and how a new connection picks among them:
 // failover (in order), round robin, least connections or source hash. A
 // target whose connects fail kEjectAfterFailures times in a row is left out
-// for kEjectForNs (passive health); if every target is out, all are tried.
+// for kEjectForNs (passive health), and so is one an active health check
+// found down; if every target is out, all are tried.
 // Shared by the engines of a listener group, so picks and health are the
 // group's, not one thread's; replaced whole when a reload changes them.
 #pragma once
@@ -29,11 +30,14 @@ class TargetSet {
   std::vector<uint32_t> Order(const SockAddress& client, uint64_t now_ns);
   void Failed(uint32_t index, uint64_t now_ns);
   void Succeeded(uint32_t index);
+  // Active health checks (the control plane's): a down target is left out like an ejected one.
+  void SetDown(uint32_t index, bool down) { state_[index].down.store(down, std::memory_order_relaxed); }
 
   struct Health {
     uint32_t open = 0;
     uint32_t consecutive_failures = 0;
     bool ejected = false;
+    bool down = false;
     uint64_t ejections = 0;
   };
   Health HealthOf(uint32_t index, uint64_t now_ns) const;
@@ -45,6 +49,7 @@ class TargetSet {
     std::atomic<uint32_t> failures{0};
     std::atomic<uint64_t> ejected_until_ns{0};
     std::atomic<uint64_t> ejections{0};
+    std::atomic<bool> down{false};
   };
 
   std::vector<SockAddress> addresses_;

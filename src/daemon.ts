@@ -110,6 +110,8 @@ export interface Daemon {
   connections(): Promise<EngineConnection[]>;
   /** Each rule's targets and their health, by rule name. */
   targetHealth(): Map<string, TargetHealth[]>;
+  /** An active health check's verdict on a rule's target (by index); ignored for a rule that is gone. */
+  setTargetDown(rule: string, index: number, down: boolean): void;
   /** The kernel maps that fill up as rules and connections grow (empty without BPF). */
   mapUsage(): MapUsage[];
   /**
@@ -256,6 +258,11 @@ class RunningDaemon implements Daemon {
 
   connections(): Promise<EngineConnection[]> {
     return this.engine.connections();
+  }
+
+  setTargetDown(rule: string, index: number, down: boolean): void {
+    const listener = this.byName.get(rule);
+    if (listener?.open && index < listener.rule.targets.length) this.engine.setTargetDown(listener.id, index, down);
   }
 
   targetHealth(): Map<string, TargetHealth[]> {

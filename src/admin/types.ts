@@ -65,7 +65,7 @@ export interface RuleReport {
   /** With several targets: how a connection picks one. */
   balance?: string;
   /** Each target and its health (open connections, failures in a row, ejected now). */
-  targetHealth?: { address: string; open: number; consecutiveFailures: number; ejected: boolean; ejections: number }[];
+  targetHealth?: { address: string; open: number; consecutiveFailures: number; ejected: boolean; down: boolean; ejections: number }[];
   /** The rule's own source lists (the global ones are in status); absent when it has none. */
   sources?: SourceLists;
 }

@@ -17,6 +17,7 @@ import { createLogger } from '../log.js';
 import { removePidFile, writePidFile } from '../pid-file.js';
 import { RERESOLVE_TRIGGER, Reloader } from '../reloader.js';
 import { Reresolver } from '../reresolver.js';
+import { HealthChecks } from '../health-checks.js';
 import { startAdminServer, type AdminServer } from '../admin/server.js';
 import { daemonSource } from '../admin/daemon-source.js';
 import { adminSocketPath } from '../admin/socket-path.js';
@@ -122,6 +123,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   let metrics: MetricsServer | undefined;
   let accessLog: AccessLog | undefined;
   let reresolve: Reresolver | undefined;
+  let checks: HealthChecks | undefined;
   let ready = false;
   let stopping = false;
   const startedAt = new Date();
@@ -149,8 +151,11 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
       runDir: args['run-dir'],
       onEvents: (events) => accessLog?.write(events),
     }));
+    checks = new HealthChecks(daemon, logger);
+    checks.follow(config);
     if (configFile) {
       const followConfig = (next: Config) => {
+        checks?.follow(next);
         if (next.accessLog && !connectionEvents) logger.warn('access_log: takes effect only after a restart (started with --log-level warn and none, so the engine does not report connections)');
         else accessLog?.open(next.accessLog);
         reresolve?.follow(next);
@@ -181,6 +186,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     stopping = true;
     watch?.close();
     reresolve?.stop();
+    checks?.stop();
     await reloader?.settled(); // a reload half done would reopen what the drain closes
     logger.info('stopping: new connections are refused, open ones may finish', { signal, drain_ms: drainFor, connections: daemon.stats().connections });
     const skip = signals.second.then((s) => logger.info('second signal: not waiting for open connections', { signal: s }));
@@ -193,6 +199,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     if (config.pidFile) removePidFile(config.pidFile);
     watch?.close();
     reresolve?.stop();
+    checks?.stop();
     signals.release();
     process.off('SIGHUP', onHangup);
   }

@@ -54,6 +54,8 @@ interface RuleCommon {
   keepaliveMs?: number;
   /** Open connections the rule admits; more are reset at accept. No limit when absent. */
   maxConnections?: number;
+  /** Active TCP health checks of each target, every this many ms; none when absent. */
+  healthCheckMs?: number;
   /** Hosts as the config wrote them (names before resolution), for logs that quote the rule. */
   written?: { listenHost?: string; targetHosts: string[] };
   /** "file:line" of the rule, for later errors about it. */

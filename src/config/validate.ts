@@ -33,6 +33,7 @@ const RULE_KEYS = [
   'source',
   'mark',
   'max_connections',
+  'health_check',
 ] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
@@ -241,6 +242,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const from = field(entries, 'source', where, problems, sourceAddress, undefined);
   const markValue = field(entries, 'mark', where, problems, mark, 0);
   const maxConnections = field(entries, 'max_connections', where, problems, connectionLimit, 0);
+  const healthCheckMs = field(entries, 'health_check', where, problems, duration({ allowZero: true, example: '5s, or 0 for none' }), 0);
   const sourceEntry = entryOf(entries, 'source');
   for (const t of targets) {
     if (from && isIP(t.host) && isIP(from) !== isIP(t.host)) {
@@ -260,6 +262,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(markValue && { mark: markValue }),
     ...(keepaliveMs && { keepaliveMs }),
     ...(maxConnections && { maxConnections }),
+    ...(healthCheckMs && { healthCheckMs }),
     source: problems.at(node.line),
   };
   const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHosts: targets.map((t) => t.host) } } : {});

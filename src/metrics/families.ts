@@ -133,7 +133,7 @@ function kernelFamilies(report: RuleStatsReport): Family[] {
 function targetFamilies(targets: Map<string, TargetHealth[]>): Family[] {
   const per = (pick: (t: TargetHealth) => number) => [...targets].flatMap(([rule, list]) => list.map((t) => ({ labels: { rule, target: t.address }, value: pick(t) })));
   return [
-    { name: 'bpfredir_target_up', help: '1 while a target takes new connections, 0 while it is ejected after failed connects.', type: 'gauge', samples: per((t) => (t.ejected ? 0 : 1)) },
+    { name: 'bpfredir_target_up', help: '1 while a target takes new connections, 0 while it is ejected after failed connects or a health check finds it down.', type: 'gauge', samples: per((t) => (t.ejected || t.down ? 0 : 1)) },
     { name: 'bpfredir_target_connections', help: 'Open connections per target.', type: 'gauge', samples: per((t) => t.open) },
     { name: 'bpfredir_target_ejections_total', help: 'Times a target was ejected after 3 failed connects in a row.', type: 'counter', samples: per((t) => t.ejections) },
   ];

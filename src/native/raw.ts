@@ -147,6 +147,8 @@ export interface TargetHealth {
   consecutiveFailures: number;
   /** Left out of new connections now (unless every target is). */
   ejected: boolean;
+  /** An active health check found it down. */
+  down: boolean;
   ejections: number;
 }
 
@@ -248,6 +250,8 @@ export interface RawEngine {
   connections(): Promise<EngineConnection[]>;
   /** The listener's targets as new connections see them now. */
   targetHealth(listenerId: number): TargetHealth[];
+  /** An active health check's verdict: a down target is left out of new connections. */
+  setTargetDown(listenerId: number, index: number, down: boolean): void;
   /** Stop accepting, close every connection and the thread. Resolves when done. */
   close(): Promise<void>;
 }

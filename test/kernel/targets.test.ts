@@ -21,6 +21,7 @@ const skip = bpfSkipReason();
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 const UNREACHABLE = '10.99.8.8'; // an `unreachable` route in the test's netns
 const CLOSED = '127.0.0.1:7899'; // nothing listens there
+const LATE = '127.0.0.1:7898'; // a server starts there during the test
 
 describe('several targets', { skip }, () => {
   let ns: Netns;
@@ -59,6 +60,7 @@ describe('several targets', { skip }, () => {
         { name: 'rr', listen: '127.0.0.1:7802', target: [a, b, c], balance: 'round_robin' },
         { name: 'least', listen: '127.0.0.1:7803', target: [`127.0.0.1:${sink.port}`, b], balance: 'least_connections' },
         { name: 'hash', listen: '127.0.0.1:7804', target: [a, b, c], balance: 'source_hash' },
+        { name: 'checked', listen: '127.0.0.1:7805', target: [LATE, b], health_check: '200ms' },
       ],
     };
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
@@ -108,6 +110,19 @@ describe('several targets', { skip }, () => {
   test('source hash: one client address always reaches the same target', async () => {
     const first = await answer(7804, '127.0.0.20');
     for (let i = 0; i < 4; i++) assert.equal(await answer(7804, '127.0.0.20'), first);
+  });
+
+  test('active health checks: a target that is down is not tried; once it answers, it takes connections again', async () => {
+    await proxy.waitForLog((l) => l.msg === 'target_down' && l.rule === 'checked' && l.target === LATE, slow(5000));
+    const before = proxy.logs.filter((l) => l.msg === 'target_failed' && l.rule === 'checked').length;
+    assert.equal(await answer(7805), 'b');
+    assert.equal(proxy.logs.filter((l) => l.msg === 'target_failed' && l.rule === 'checked').length, before, 'a down target is not tried');
+    const rules = JSON.parse((await runCli(ns, ['rules', '--json', '--run-dir', runDir])).stdout) as { name: string; targetHealth?: { down: boolean }[] }[];
+    assert.deepEqual(rules.find((r) => r.name === 'checked')!.targetHealth!.map((t) => t.down), [true, false]);
+    const late = await startServer(ns, { mode: 'name', name: 'late', host: '127.0.0.1', port: 7898 });
+    servers.set('late', late);
+    await proxy.waitForLog((l) => l.msg === 'target_up' && l.rule === 'checked', slow(5000));
+    assert.equal(await answer(7805), 'late');
   });
 
   test('a target that dies mid-run: new connections fail over to the next', async () => {

@@ -97,7 +97,7 @@ test('each mistake is one located line saying how to fix it', () => {
     [oneRule('protocol: udp', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': protocol: udp is not supported yet; use tcp"],
     [oneRule('protocol: sctp', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': protocol: 'sctp' is not a protocol; write tcp"],
     [oneRule('destinaton: 127.0.0.2', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'destinaton'; did you mean 'destination'?"],
-    [oneRule('colour: red', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'colour'; allowed: name, protocol, listen, destination, ports, target, balance, connect_timeout, idle_timeout, keepalive, allow, deny, proxy_protocol, source, mark, max_connections"],
+    [oneRule('colour: red', 'listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': unknown key 'colour'; allowed: name, protocol, listen, destination, ports, target, balance, connect_timeout, idle_timeout, keepalive, allow, deny, proxy_protocol, source, mark, max_connections, health_check"],
     [oneRule('listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000', 'connect_timeout: 0'), "cfg.yaml:5: rule 'web': connect_timeout: must be longer than 0; write e.g. 5s"],
     [oneRule('listen: 127.0.0.1:8080', 'target: 127.0.0.1:9000', 'idle_timeout: 10 min'), "cfg.yaml:5: rule 'web': idle_timeout: '10 min' is not a duration; write e.g. 10m, or 0 for never (units: ms, s, m, h)"],
     [oneRule('listen: 127.0.0.1:8080', 'target: []'), "cfg.yaml:4: rule 'web': target: empty list; write e.g. 127.0.0.1:9000 or [10.0.0.5:80, 10.0.0.6:80]"],

@@ -73,6 +73,9 @@ export function fakeNative(options: FakeOptions = {}) {
     targetHealth() {
       return [];
     }
+    setTargetDown() {
+      // No targets to judge in the fake.
+    }
     watchDenials() {
       // Reading a ring buffer changes nothing the tests order.
     }
