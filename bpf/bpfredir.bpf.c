@@ -115,51 +115,40 @@ static __always_inline struct rule_stats *stats_of(__u32 rule_id)
  * variable offset, which the verifier rejects for the context pointer. */
 #define ctx_load(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v; })
 
-/* Fill key with the connection's destination; IPv4 as IPv4-mapped IPv6. */
+/* addr ← one end of the connection (the ctx fields ip4/ip6: local_ or remote_),
+ * IPv4 as IPv4-mapped IPv6; -1 for another family. */
+#define LOAD_MAPPED(ctx, addr, ip4, ip6) ({					\
+	__u32 *__w = (__u32 *)(addr);						\
+	int __err = 0;								\
+	if ((ctx)->family == AF_INET) {						\
+		__w[0] = 0;							\
+		__w[1] = 0;							\
+		__w[2] = bpf_htonl(0x0000ffff);					\
+		__w[3] = ctx_load((ctx)->ip4);					\
+	} else if ((ctx)->family == AF_INET6) {					\
+		__w[0] = ctx_load((ctx)->ip6[0]);				\
+		__w[1] = ctx_load((ctx)->ip6[1]);				\
+		__w[2] = ctx_load((ctx)->ip6[2]);				\
+		__w[3] = ctx_load((ctx)->ip6[3]);				\
+	} else {								\
+		__err = -1;							\
+	}									\
+	__err;									\
+})
+
+/* Fill key with the connection's destination. */
 static __always_inline int dest_key(struct bpf_sk_lookup *ctx, struct bind_key *key)
 {
-	__u32 *w = (__u32 *)key->addr;
-
 	key->prefixlen = 32 + 128;
 	key->protocol = ctx->protocol;
-	if (ctx->family == AF_INET) {
-		w[0] = 0;
-		w[1] = 0;
-		w[2] = bpf_htonl(0x0000ffff);
-		w[3] = ctx_load(ctx->local_ip4);
-		return 0;
-	}
-	if (ctx->family == AF_INET6) {
-		w[0] = ctx_load(ctx->local_ip6[0]);
-		w[1] = ctx_load(ctx->local_ip6[1]);
-		w[2] = ctx_load(ctx->local_ip6[2]);
-		w[3] = ctx_load(ctx->local_ip6[3]);
-		return 0;
-	}
-	return -1;
+	return LOAD_MAPPED(ctx, key->addr, local_ip4, local_ip6);
 }
 
-/* The client's address in key->addr; IPv4 as IPv4-mapped IPv6. */
+/* The client's address in key->addr, for the acl trie. */
 static __always_inline int source_key(struct bpf_sk_lookup *ctx, struct acl_key *key)
 {
-	__u32 *w = (__u32 *)key->addr;
-
 	key->prefixlen = 64 + 128;
-	if (ctx->family == AF_INET) {
-		w[0] = 0;
-		w[1] = 0;
-		w[2] = bpf_htonl(0x0000ffff);
-		w[3] = ctx_load(ctx->remote_ip4);
-		return 0;
-	}
-	if (ctx->family == AF_INET6) {
-		w[0] = ctx_load(ctx->remote_ip6[0]);
-		w[1] = ctx_load(ctx->remote_ip6[1]);
-		w[2] = ctx_load(ctx->remote_ip6[2]);
-		w[3] = ctx_load(ctx->remote_ip6[3]);
-		return 0;
-	}
-	return -1;
+	return LOAD_MAPPED(ctx, key->addr, remote_ip4, remote_ip6);
 }
 
 static __always_inline bool listed(struct acl_key *key, __u32 scope, __u8 list)

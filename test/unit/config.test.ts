@@ -5,21 +5,12 @@ import { configFromObject, loadConfigFile, parseConfigText } from '../../src/con
 import { resolveHostnames } from '../../src/config/resolve.js';
 import { BpfredirError } from '../../src/errors.js';
 import { seededRandom as random } from '../helpers/random.js';
+import { configProblems } from '../helpers/problems.js';
 
 const FILE = 'cfg.yaml';
 
 /** The problem lines a config produces (it must fail with ERR_BPFREDIR_CONFIG). */
-function problemsOf(text: string): string[] {
-  try {
-    parseConfigText(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof BpfredirError);
-    assert.equal(err.code, 'ERR_BPFREDIR_CONFIG');
-    assert.equal(err.message, err.problems.join('\n'));
-    return [...err.problems];
-  }
-  assert.fail('config was accepted');
-}
+const problemsOf = (text: string): string[] => configProblems(() => parseConfigText(text, FILE));
 
 /** A config with one rule made of these YAML lines (at line 3 onwards). */
 const oneRule = (...lines: string[]) => ['rules:', '  - name: web', ...lines.map((l) => `    ${l}`)].join('\n');

@@ -4,23 +4,14 @@ import { parseRinetdConfig, readServices, rinetdAdmits, type RinetdConfig, type 
 import { BpfredirError } from '../../src/errors.js';
 import { addressBytes, formatPrefix, samePrefixBits } from '../../src/rules/ip.js';
 import { seededRandom as random } from '../helpers/random.js';
+import { configProblems } from '../helpers/problems.js';
 
 const FILE = 'rinetd.conf';
 
 const parse = (...lines: string[]) => parseRinetdConfig(lines.join('\n'), FILE);
 
 /** The problem lines a config produces (it must fail with ERR_BPFREDIR_CONFIG). */
-function problemsOf(...lines: string[]): string[] {
-  try {
-    parse(...lines);
-  } catch (err) {
-    assert.ok(err instanceof BpfredirError);
-    assert.equal(err.code, 'ERR_BPFREDIR_CONFIG');
-    assert.equal(err.message, err.problems.join('\n'));
-    return [...err.problems];
-  }
-  assert.fail('config was accepted');
-}
+const problemsOf = (...lines: string[]): string[] => configProblems(() => parse(...lines));
 
 /** A forwarding rule without its line and patterns, for compact comparisons. */
 function ruleOf(forward: RinetdForward) {
