@@ -31,6 +31,7 @@ TargetSet::TargetSet(std::vector<SockAddress> addresses, Balance balance)
 
 std::vector<uint32_t> TargetSet::Order(const SockAddress& client, uint64_t now_ns) {
   const uint32_t n = static_cast<uint32_t>(addresses_.size());
+  if (n == 1) return {0};  // the common rule: nothing to choose, health or not
   std::vector<uint32_t> healthy;
   for (uint32_t i = 0; i < n; i++)
     if (state_[i].ejected_until_ns.load(std::memory_order_relaxed) <= now_ns && !state_[i].down.load(std::memory_order_relaxed))
