@@ -29,6 +29,11 @@ export function changeLines(report: ApplyReport): string[] {
   ];
 }
 
+function targetCounts(daemon: Daemon): { total: number; ejected: number; down: number } {
+  const all = [...daemon.targetHealth().values()].flat();
+  return { total: all.length, ejected: all.filter((t) => t.ejected).length, down: all.filter((t) => t.down).length };
+}
+
 export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOptions): AdminSource {
   return {
     status(): StatusReport {
@@ -50,6 +55,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
         features: features ? { sk_lookup: features.skLookup, sockmap_verdict: features.sockmapVerdict } : {},
         threads: daemon.threads,
         rules: daemon.config.rules.length,
+        targets: targetCounts(daemon),
         ...(sources && { sources }),
         connections,
         pauses: { now: rules.reduce((n, r) => n + r.paused, 0), total: rules.reduce((n, r) => n + r.pauses, 0) },

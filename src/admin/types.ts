@@ -38,6 +38,8 @@ export interface StatusReport {
   features: Record<string, boolean>;
   threads: number;
   rules: number;
+  /** Targets of every rule: how many, and how many new connections skip now (ejected after failed connects, or down by a health check). */
+  targets?: { total: number; ejected: number; down: number };
   /** The source lists every rule obeys; absent when there are none. */
   sources?: SourceLists;
   /** Open connections by the datapath each is on now. */

@@ -46,6 +46,11 @@ function counts(byName: Record<string, number>): string {
   return entries.length ? `${total} (${entries.map(([name, n]) => `${name} ${n}`).join(', ')})` : `${total}`;
 }
 
+function targetsLine(t: NonNullable<StatusReport['targets']>): string {
+  const out = [t.ejected && `${t.ejected} ejected after failed connects`, t.down && `${t.down} down by health checks`].filter(Boolean);
+  return `${t.total}${out.length ? ` (${out.join(', ')})` : ', all taking connections'}`;
+}
+
 function lastReload(report: StatusReport): string {
   const last = report.lastReload;
   if (!last) return 'never';
@@ -60,6 +65,7 @@ export function statusText(report: StatusReport, now = Date.now()): string {
     ['kernel', features.join(', ') || 'not probed'],
     ['threads', String(report.threads)],
     ['rules', String(report.rules)],
+    ...(report.targets ? [['targets', targetsLine(report.targets)] as [string, string]] : []),
     ['sources', `${sourcesText(report.sources)}${report.sources ? ' (every rule, on top of its own)' : ''}`],
     ['connections', counts(report.connections)],
     ['pauses', `${report.pauses.now} now, ${report.pauses.total} since start`],

@@ -64,6 +64,9 @@ test('status: one aligned line per field', () => {
   assert.equal(fresh[8], 'last reload  never');
   const listed = statusText({ ...STATUS, sources: { allow: [], deny: ['192.0.2.0/24'] } }).split('\n');
   assert.equal(listed[5], 'sources      deny 192.0.2.0/24 (every rule, on top of its own)');
+  const targets = (t: { total: number; ejected: number; down: number }) => statusText({ ...STATUS, targets: t }).split('\n')[5];
+  assert.equal(targets({ total: 3, ejected: 1, down: 1 }), 'targets      3 (1 ejected after failed connects, 1 down by health checks)');
+  assert.equal(targets({ total: 2, ejected: 0, down: 0 }), 'targets      2, all taking connections');
   assert.match(statusText({ ...STATUS, lastReload: { at: STATUS.startedAt, ok: true } }), /^last reload {2}ok at 2026-12-01T12:00:00\.000Z$/m);
 });
 
