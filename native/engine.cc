@@ -107,6 +107,25 @@ void Engine::WatchDenials(int denials_fd) {
 
 void Engine::OnDenial(const struct denial& record) {
   if (!connection_events_) return;
+  // A flood of refused SYNs must not become a flood of events: at most kMaxDenialEventsPerSecond
+  // lines, then one line saying how many went unlogged (the kernel counted every refusal).
+  uint64_t now = MonotonicNs();
+  if (now - denial_window_ns_ >= 1000 * kMs) {
+    if (denials_unlogged_) {
+      EngineEvent summary;
+      summary.type = "denials_unlogged";
+      summary.message = std::to_string(denials_unlogged_) + " refused connections in the last second were not logged (more than " +
+                        std::to_string(kMaxDenialEventsPerSecond) + " a second); bpfredir_sk_lookup_dropped_total counts them all";
+      Emit(std::move(summary));
+    }
+    denial_window_ns_ = now;
+    denials_in_window_ = 0;
+    denials_unlogged_ = 0;
+  }
+  if (++denials_in_window_ > kMaxDenialEventsPerSecond) {
+    denials_unlogged_++;
+    return;
+  }
   EngineEvent event;
   event.type = "denied";
   event.rule_id = record.rule_id;
@@ -542,8 +561,8 @@ void Engine::FailConnect(Connection& c, int err, const char* reason) {
     event.reason = reason ? reason : event.code;
     event.message = "connect to " + FormatSockAddress(c.upstream) + " failed: " + strerror(err) + "; trying the next target";
     Emit(std::move(event));
+    c.fd[kUpstream].reset();  // leaves epoll with it; registered until it is gone
     c.loop_guard = LoopGuard::Entry();
-    c.fd[kUpstream].reset();  // leaves epoll with it
     c.plan.attempt++;
     return ConnectUpstream(c);
   }

@@ -212,6 +212,10 @@ class Engine {
   std::optional<SpliceMaps> maps_;
   std::unique_ptr<RingReader> pause_events_;
   std::unique_ptr<RingReader> denials_;  // engine 0, once steering is set up
+  static constexpr uint32_t kMaxDenialEventsPerSecond = 1000;
+  uint64_t denial_window_ns_ = 0;  // start of the current second of denial events
+  uint32_t denials_in_window_ = 0;
+  uint64_t denials_unlogged_ = 0;
 
   // Engine thread only.
   std::unordered_map<uint32_t, Listener> listeners_;

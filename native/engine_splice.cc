@@ -59,9 +59,12 @@ bool Engine::StartSplice(Connection& c, std::string* why_not) {
       return false;
     }
   }
-  // Fresh sockets: nothing written yet, the send queues are empty.
-  for (Side side : kSides)
-    c.written_base[side] = from_relay ? TcpBytesWritten(c.fd[side].get()) : TcpBytesAcked(c.fd[side].get());
+  // Fresh sockets: nothing written yet, the send queues are empty (one read) — unless a PROXY
+  // header went to the upstream, which may still be unacknowledged: count the queue then too.
+  for (Side side : kSides) {
+    bool written = from_relay || (side == kUpstream && c.proxy_protocol != ProxyProtocol::kNone);
+    c.written_base[side] = written ? TcpBytesWritten(c.fd[side].get()) : TcpBytesAcked(c.fd[side].get());
+  }
 
   auto fail = [&](const char* step, int err) {
     UndoSplice(c);

@@ -298,7 +298,10 @@ class RunningDaemon implements Daemon {
     ];
     const movedNames = new Set(moved.map((m) => m.to.name));
     const changed = diff.changed.filter((r) => !movedNames.has(r.name));
-    const ids = this.ids.plan(next.rules.map((r) => r.name));
+    // Keyed by kind too: a rule that turns from steering to listen (or back) gets a new id, so its
+    // old bindings never meet the new kind's policy (a listen rule's "pass") during the reload.
+    const planned = this.ids.plan(next.rules.map(idKey));
+    const ids = new Map(next.rules.map((r) => [r.name, planned.get(idKey(r))!]));
     if (next.rules.some((r) => r.kind === 'steer') || usesAcls(next)) await this.ensureSteering(next);
 
     const leaving = [...diff.removed, ...moved.map((m) => m.from)].map((r) => this.byName.get(r.name)!);
@@ -336,7 +339,14 @@ class RunningDaemon implements Daemon {
 
     for (const rule of changed) {
       const l = this.byName.get(rule.name)!;
-      this.engine.updateListener(l.id, { targets: rule.targets, balance: rule.balance, connectTimeoutMs: rule.connectTimeoutMs, idleTimeoutMs: rule.idleTimeoutMs, ...upstreamOptions(rule) });
+      // The same targets keep their TargetSet: its health and open counts go on.
+      const sameTargets = JSON.stringify([l.rule.targets, l.rule.balance]) === JSON.stringify([rule.targets, rule.balance]);
+      this.engine.updateListener(l.id, {
+        ...(!sameTargets && { targets: rule.targets, balance: rule.balance }),
+        connectTimeoutMs: rule.connectTimeoutMs,
+        idleTimeoutMs: rule.idleTimeoutMs,
+        ...upstreamOptions(rule),
+      });
       l.rule = rule;
     }
     // Past this point the reload has happened: a failure here is logged, never thrown.
@@ -354,7 +364,8 @@ class RunningDaemon implements Daemon {
     this.commitLists();
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
-    for (const [name, id] of this.ids.commit(ids)) this.names.set(id, name);
+    this.ids.commit(planned);
+    for (const [name, id] of ids) this.names.set(id, name);
     this.config = { ...this.config, acl: next.acl, accessLog: next.accessLog, resolveIntervalMs: next.resolveIntervalMs, rules: next.rules, source: next.source };
     const names = (rules: readonly Rule[]) => rules.map((r) => r.name);
     return {
@@ -534,6 +545,8 @@ class RunningDaemon implements Daemon {
     })());
   }
 }
+
+const idKey = (rule: Rule) => `${rule.kind}/${rule.name}`;
 
 /** A rule's per-connection socket settings, as the engine takes them (every key, so an update resets what a rule dropped). */
 function upstreamOptions(rule: Rule): Required<Pick<ListenerOptions, 'proxyProtocol' | 'mark' | 'keepaliveS' | 'maxConnections'>> & Pick<ListenerOptions, 'sourceAddress'> {

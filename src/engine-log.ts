@@ -30,6 +30,8 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
       });
     case 'fallback':
       return logger.info('fallback', { ...fields, reason: event.reason });
+    case 'denials_unlogged':
+      return logger.warn('denials_unlogged', { message: event.message });
     case 'denied':
       return logger.info('denied', { rule: fields.rule, client: event.client, dst: event.originalDst, reason: event.reason });
     case 'error':

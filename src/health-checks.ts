@@ -28,6 +28,8 @@ export function probeTcp(host: string, port: number, timeoutMs: number): Promise
 
 export class HealthChecks {
   private timers: NodeJS.Timeout[] = [];
+  /** Bumped by every follow(): a probe started for an older config reports nothing. */
+  private generation = 0;
   /** "rule|target" → down, as last reported. */
   private readonly state = new Map<string, boolean>();
 
@@ -40,19 +42,21 @@ export class HealthChecks {
   /** Checks for the rules of the config now running (a reload replaces them all). */
   follow(config: Pick<Config, 'rules'>): void {
     this.stop();
+    const generation = ++this.generation;
     for (const rule of config.rules) {
       if (!rule.healthCheckMs) continue;
-      const check = () => void this.checkRule(rule);
+      const check = () => void this.checkRule(rule, generation);
       check();
       this.timers.push(setInterval(check, rule.healthCheckMs).unref());
     }
   }
 
-  private async checkRule(rule: Rule): Promise<void> {
+  private async checkRule(rule: Rule, generation: number): Promise<void> {
     const timeoutMs = Math.min(rule.connectTimeoutMs, rule.healthCheckMs!);
     await Promise.all(
       rule.targets.map(async (target, index) => {
         const reason = await this.probe(target.host, target.port, timeoutMs);
+        if (generation !== this.generation) return; // a reload since: the index may name another target
         const key = `${rule.name}|${formatEndpoint(target)}`;
         const down = reason !== undefined;
         // A new listener (a reload) starts up: tell the engine every verdict, log only changes.
@@ -68,5 +72,6 @@ export class HealthChecks {
   stop(): void {
     for (const timer of this.timers) clearInterval(timer);
     this.timers = [];
+    this.generation++;
   }
 }

@@ -155,6 +155,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     checks.follow(config);
     if (configFile) {
       const followConfig = (next: Config) => {
+        if (stopping) return; // a reload that ends during the drain starts nothing again
         checks?.follow(next);
         if (next.accessLog && !connectionEvents) logger.warn('access_log: takes effect only after a restart (started with --log-level warn and none, so the engine does not report connections)');
         else accessLog?.open(next.accessLog);

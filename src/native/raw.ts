@@ -95,6 +95,7 @@ export type EngineEventType =
   | 'closed' // connection finished (reason says how)
   | 'fallback' // this connection uses the user-space relay (reason says why)
   | 'denied' // refused by a source list in the kernel, before accept (reason: denied or not_allowed)
+  | 'denials_unlogged' // more than 1000 refusals in a second: how many were not reported one by one
   | 'error'; // engine-level problem (accept failure, map full, ...)
 
 export interface EngineEvent {

@@ -148,3 +148,14 @@ test('Reloader: a rejected config is counted and logged line by line; reloads ru
   assert.deepEqual(reloader.stats, { succeeded: 2, failed: 1, last: outcomes[2] });
   assert.ok(lines.includes('warn reload: threads: 1 → 2 takes effect only after a restart; the running value stays'));
 });
+
+test('a rule that turns from steering to listen gets a new id: its old bindings never meet its new policy', async () => {
+  const { native } = fakeNative();
+  const daemon = await startDaemon(cfg([steer('x', '80')]), { ...opts, native });
+  const before = daemon.ruleIds.get('x');
+  await daemon.apply(cfg([listen('x', '127.0.0.1:8090')], { deny: '192.0.2.0/24' }));
+  const after = daemon.ruleIds.get('x');
+  assert.notEqual(after, before);
+  assert.equal(daemon.ruleName(after!), 'x');
+  await daemon.stop();
+});
