@@ -24,7 +24,6 @@ import { adminSocketPath } from '../admin/socket-path.js';
 import type { Logger } from '../log.js';
 import { metricsAddress } from '../config/validate.js';
 import { daemonMetricsSources } from '../metrics/daemon-sources.js';
-import { createExporter } from '../metrics/exporter.js';
 import { startMetricsServer, type MetricsServer } from '../metrics/server.js';
 import { effectiveLogLevel, type ServeArgs } from './common-options.js';
 import { loadNative } from '../native/index.js';
@@ -173,6 +172,8 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
     try {
       admin = await openAdminSocket(socketPath, args['admin-socket'] !== undefined, daemon.decision.steering, () => startAdminServer(socketPath, answers, logger), logger);
       if (config.metricsListen) {
+        // prom-client costs ~12 MB of memory: loaded only when metrics are served.
+        const { createExporter } = await import('../metrics/exporter.js');
         const exporter = createExporter(daemonMetricsSources(daemon, reloader));
         const notReady = () => (stopping ? 'stopping' : ready ? undefined : 'starting');
         metrics = await startMetricsServer({ listen: config.metricsListen, exporter, notReady, logger });
