@@ -20,8 +20,8 @@ import { errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import type { EngineEvent } from './native/index.js';
 
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const two = (n: number) => String(n).padStart(2, '0');
+export const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+export const two = (n: number) => String(n).padStart(2, '0');
 
 /** rinetd's strftime("%d/%b/%Y:%H:%M:%S ") in local time, and its zone as +hhmm. */
 export function rinetdTime(at: Date): { time: string; zone: string } {

@@ -4,15 +4,14 @@
  * them, so journald, rsyslog and syslog-ng all take them. The socket's path
  * can be moved with BPFREDIR_SYSLOG_SOCKET (tests listen there).
  */
+import { MONTHS, two } from './access-log.js';
 import type { LogLevel } from './log.js';
 
 const FACILITY_DAEMON = 3;
 const SEVERITY: Record<LogLevel, number> = { error: 3, warn: 4, info: 6 };
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 /** "<30>Dec  3 12:40:00 bpfredir[42]: message": the priority, a local BSD timestamp, the tag. */
 export function syslogDatagram(level: LogLevel, ident: string, message: string, at = new Date(), pid = process.pid): Buffer {
-  const two = (n: number) => String(n).padStart(2, '0');
   const stamp = `${MONTHS[at.getMonth()]} ${String(at.getDate()).padStart(2, ' ')} ${two(at.getHours())}:${two(at.getMinutes())}:${two(at.getSeconds())}`;
   return Buffer.from(`<${FACILITY_DAEMON * 8 + SEVERITY[level]}>${stamp} ${ident}[${pid}]: ${message}`);
 }
