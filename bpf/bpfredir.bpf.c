@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * bpfredir data path: sk_lookup steering and the sockmap splice verdict.
+ * bpfredir data path: sk_lookup steering, the sockmap splice verdict and
+ * the TC program that marks intercepted flows for local delivery.
  * Maps and layouts: bpfredir.h. Design: docs/ARCHITECTURE.md.
  */
 #include "vmlinux.h"
@@ -10,6 +11,9 @@
 
 #define AF_INET 2
 #define AF_INET6 10
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define TC_ACT_OK 0
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -105,6 +109,28 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, BPFREDIR_DENIALS_BYTES);
 } denials SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, BPFREDIR_MAX_INTERCEPTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct intercept_key);
+	__type(value, struct bind_value);
+} intercepts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct intercept_settings);
+} intercept_settings SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, BPFREDIR_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, __u32);
+} intercepted SEC(".maps");
 
 static __always_inline struct rule_stats *stats_of(__u32 rule_id)
 {
@@ -246,6 +272,20 @@ static __always_inline struct bind_value *best_binding(struct bpf_sk_lookup *ctx
 	return best;
 }
 
+/* The rule the TC program chose for this connection's flow, if any. */
+static __always_inline __u32 *intercepted_rule(struct bpf_sk_lookup *ctx)
+{
+	struct flow_key flow = {};
+
+	if (LOAD_MAPPED(ctx, flow.saddr, remote_ip4, remote_ip6) ||
+	    LOAD_MAPPED(ctx, flow.daddr, local_ip4, local_ip6))
+		return NULL;
+	flow.sport = (__u16)ctx->remote_port;
+	flow.dport = bpf_htons(ctx->local_port);
+	flow.protocol = ctx->protocol;
+	return bpf_map_lookup_elem(&intercepted, &flow);
+}
+
 SEC("sk_lookup")
 int steer(struct bpf_sk_lookup *ctx)
 {
@@ -253,10 +293,16 @@ int steer(struct bpf_sk_lookup *ctx)
 	struct acl_key client = {};
 	struct rule_stats *st;
 	struct bpf_sock *sk;
+	__u32 *intercept;
 	__u32 rule_id;
 	int reason;
 	long err;
 
+	intercept = intercepted_rule(ctx);
+	if (intercept) {
+		rule_id = *intercept;
+		goto matched;
+	}
 	binding = best_binding(ctx);
 	if (!binding) {
 		st = stats_of(0);
@@ -274,6 +320,7 @@ int steer(struct bpf_sk_lookup *ctx)
 			st->dropped_no_socket++;
 		return SK_DROP;
 	}
+matched:
 	st = stats_of(rule_id);
 	if (st)
 		st->lookups++;
@@ -449,4 +496,203 @@ int splice_verdict(struct __sk_buff *skb)
 		pause(c, st, cookie);
 	/* Redirect set up above: the kernel queues the bytes for the peer's egress. */
 	return SK_PASS;
+}
+
+/*
+ * Router interception. sk_lookup never runs for forwarded packets, so this
+ * TC ingress program marks every packet of an intercepted flow; a policy rule
+ * on that mark (user space's) delivers them locally, where sk_lookup steers
+ * the flow's SYN to its rule's socket. Unmarked traffic is forwarded as before.
+ *
+ * A SYN is decided afresh (a rule may have changed since its 4-tuple was last
+ * seen); any other packet is marked when its flow was intercepted or when it
+ * belongs to a local socket that is not a listener: an accepted connection,
+ * or a transparent-source upstream socket bound to the client's address
+ * whose replies come back through this machine.
+ */
+struct packet {
+	struct flow_key flow;
+	__u8 family;
+	__u8 tcp_flags;    /* byte 13 of the TCP header */
+	struct bpf_sock_tuple tuple;
+	__u32 tuple_size;
+};
+
+#define TCP_FLAG_SYN 0x02
+#define TCP_FLAG_ACK 0x10
+
+static __always_inline void map_ipv4(__u8 *out, __u32 addr)
+{
+	__u32 *w = (__u32 *)out;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0x0000ffff);
+	w[3] = addr;
+}
+
+static __always_inline int tcp_ports(struct packet *p, struct tcphdr *tcp, void *end)
+{
+	if ((void *)(tcp + 1) > end)
+		return -1;
+	p->flow.sport = tcp->source;
+	p->flow.dport = tcp->dest;
+	p->flow.protocol = IPPROTO_TCP;
+	p->tcp_flags = ((__u8 *)tcp)[13];
+	return 0;
+}
+
+/* TCP over IPv4 or IPv6 (no extension headers): -1 for anything else. */
+static __always_inline int parse(struct __sk_buff *skb, struct packet *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return -1;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_TCP || ip->ihl < 5)
+			return -1;
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return -1; /* a later fragment has no TCP header */
+		if (tcp_ports(p, (void *)ip + ip->ihl * 4, end))
+			return -1;
+		p->family = AF_INET;
+		map_ipv4(p->flow.saddr, ip->saddr);
+		map_ipv4(p->flow.daddr, ip->daddr);
+		p->tuple.ipv4.saddr = ip->saddr;
+		p->tuple.ipv4.daddr = ip->daddr;
+		p->tuple.ipv4.sport = p->flow.sport;
+		p->tuple.ipv4.dport = p->flow.dport;
+		p->tuple_size = sizeof(p->tuple.ipv4);
+		return 0;
+	}
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_TCP)
+			return -1;
+		if (tcp_ports(p, (void *)(ip6 + 1), end))
+			return -1;
+		p->family = AF_INET6;
+		__builtin_memcpy(p->flow.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->flow.daddr, &ip6->daddr, 16);
+		__builtin_memcpy(p->tuple.ipv6.saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->tuple.ipv6.daddr, &ip6->daddr, 16);
+		p->tuple.ipv6.sport = p->flow.sport;
+		p->tuple.ipv6.dport = p->flow.dport;
+		p->tuple_size = sizeof(p->tuple.ipv6);
+		return 0;
+	}
+	return -1;
+}
+
+/* Whether the kernel would forward the packet (not deliver it locally):
+ * the router's own addresses are never intercepted. Needs forwarding on
+ * for the inbound interface, as any router has. */
+static __always_inline bool forwarded(struct __sk_buff *skb, struct packet *p)
+{
+	struct bpf_fib_lookup fib = {};
+	long ret;
+
+	fib.family = p->family;
+	fib.l4_protocol = IPPROTO_TCP;
+	fib.sport = p->flow.sport;
+	fib.dport = p->flow.dport;
+	fib.ifindex = skb->ifindex;
+	if (p->family == AF_INET) {
+		fib.ipv4_src = p->tuple.ipv4.saddr;
+		fib.ipv4_dst = p->tuple.ipv4.daddr;
+	} else {
+		__builtin_memcpy(fib.ipv6_src, p->tuple.ipv6.saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->tuple.ipv6.daddr, 16);
+	}
+	ret = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	return ret == BPF_FIB_LKUP_RET_SUCCESS || ret == BPF_FIB_LKUP_RET_NO_NEIGH ||
+	       ret == BPF_FIB_LKUP_RET_FRAG_NEEDED;
+}
+
+/* An intercept rule with `sources:` takes only clients in them. */
+static __always_inline bool source_matches(__u32 rule_id, const struct packet *p)
+{
+	struct rule_policy *policy = bpf_map_lookup_elem(&rule_policy, &rule_id);
+	struct acl_key key = {};
+
+	if (!policy || !(policy->flags & POLICY_HAS_SOURCES))
+		return true;
+	key.prefixlen = 64 + 128;
+	__builtin_memcpy(key.addr, p->flow.saddr, 16);
+	return listed(&key, rule_id, ACL_SOURCE);
+}
+
+/* The intercept rule for a SYN, as best_binding does for sk_lookup: 0 when none. */
+static __always_inline __u32 intercept_rule(struct __sk_buff *skb, struct packet *p, __u32 mask)
+{
+	struct intercept_key key = {};
+	struct bind_value *best = NULL;
+	__u16 port = bpf_ntohs(p->flow.dport);
+
+	key.prefixlen = 64 + 128;
+	key.ifindex = skb->ifindex;
+	key.protocol = p->flow.protocol;
+	__builtin_memcpy(key.addr, p->flow.daddr, 16);
+	for (int bits = 16; bits >= 0; bits--) {
+		struct bind_value *v;
+
+		if (!(mask & (1u << bits)))
+			continue;
+		key.port_bits = bits;
+		key.port = bpf_htons(bits ? (__u16)(port & (0xffffu << (16 - bits))) : 0);
+		v = bpf_map_lookup_elem(&intercepts, &key);
+		if (v && (!best || v->addr_prefixlen > best->addr_prefixlen))
+			best = v;
+	}
+	if (!best || !source_matches(best->rule_id, p) || !forwarded(skb, p))
+		return 0;
+	return best->rule_id;
+}
+
+/* A local socket other than a listener owns the packet's flow. */
+static __always_inline bool local_flow(struct __sk_buff *skb, struct packet *p)
+{
+	struct bpf_sock *sk = bpf_skc_lookup_tcp(skb, &p->tuple, p->tuple_size, BPF_F_CURRENT_NETNS, 0);
+	bool owned;
+
+	if (!sk)
+		return false;
+	owned = sk->state != BPF_TCP_LISTEN;
+	bpf_sk_release(sk);
+	return owned;
+}
+
+SEC("tc")
+int intercept(struct __sk_buff *skb)
+{
+	struct intercept_settings *settings;
+	struct packet p = {};
+	__u32 zero = 0, rule_id;
+
+	settings = bpf_map_lookup_elem(&intercept_settings, &zero);
+	if (!settings || !settings->mark || parse(skb, &p))
+		return TC_ACT_OK;
+
+	if ((p.tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN) {
+		rule_id = intercept_rule(skb, &p, settings->port_bits_mask);
+		if (!rule_id) {
+			/* Not (or no longer) ours: its later packets are not either. */
+			bpf_map_delete_elem(&intercepted, &p.flow);
+			return TC_ACT_OK;
+		}
+		bpf_map_update_elem(&intercepted, &p.flow, &rule_id, BPF_ANY);
+		struct rule_stats *st = stats_of(rule_id);
+		if (st)
+			st->intercepted++;
+	} else if (!bpf_map_lookup_elem(&intercepted, &p.flow) && !local_flow(skb, &p)) {
+		return TC_ACT_OK;
+	}
+	skb->mark |= settings->mark;
+	return TC_ACT_OK;
 }

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define BPFREDIR_ABI_VERSION 2
+#define BPFREDIR_ABI_VERSION 3
 
 /* Rule ids are small integers chosen by user space; 0 is reserved for
  * "no rule matched" so its counters hold the global miss count. */
@@ -23,6 +23,10 @@
 #define BPFREDIR_MAX_SOCKETS   262144
 /* Source ACL entries (prefixes of every allow and deny list together). */
 #define BPFREDIR_MAX_ACL       262144
+/* Intercept trie entries (rule prefixes x ports x inbound interfaces). */
+#define BPFREDIR_MAX_INTERCEPTS 262144
+/* Intercepted flows remembered for their later packets (LRU). */
+#define BPFREDIR_MAX_FLOWS     65536
 /* Ring buffer for kernel → user-space notifications (bytes, power of 2). */
 #define BPFREDIR_EVENTS_BYTES  (256 * 1024)
 /* Ring buffer of refused connections, for logs (bytes, power of 2). */
@@ -75,6 +79,9 @@ struct acl_key {
 enum acl_list {
 	ACL_ALLOW = 1,
 	ACL_DENY = 2,
+	/* An intercept rule's `sources:`: traffic from elsewhere is not its own
+	 * (forwarded untouched), not refused. */
+	ACL_SOURCE = 3,
 };
 
 /*
@@ -88,6 +95,8 @@ enum policy_flags {
 	/* A listen rule: its binding exists only to enforce the lists; an admitted
 	 * connection takes the normal socket lookup to the rule's own listener. */
 	POLICY_PASS      = 1 << 2,
+	/* An intercept rule with a `sources:` list (ACL_SOURCE entries). */
+	POLICY_HAS_SOURCES = 1 << 3,
 };
 
 struct rule_policy {
@@ -124,6 +133,44 @@ struct denial {
 	__u32 reserved;
 };
 
+/*
+ * Router interception (TC ingress program `intercept`).
+ *
+ * intercepts: LPM trie of the intercept rules, like bindings but keyed by the
+ * inbound interface too: ifindex, protocol, port_bits and port are always
+ * significant (prefixlen = 64 + address prefix length).
+ */
+struct intercept_key {
+	__u32 prefixlen;
+	__u32 ifindex;
+	__u8 protocol;
+	__u8 port_bits;
+	__u16 port;      /* network byte order, masked to port_bits */
+	__u8 addr[16];   /* destination, network byte order, IPv4 IPv4-mapped */
+};
+
+/* intercept_settings: one-element ARRAY written by user space. */
+struct intercept_settings {
+	__u32 mark;           /* ORed into skb->mark of intercepted packets; 0: off */
+	__u32 port_bits_mask; /* as settings.port_bits_mask, for intercepts */
+};
+
+/*
+ * intercepted: LRU_HASH of the flows the TC program chose, keyed as the
+ * client sent them; value the rule id. Later packets of the flow are marked
+ * from it (a SYN-cookie handshake has no request socket to find), and
+ * sk_lookup steers only flows found here, so the router's own services on
+ * the same address and port stay its own.
+ */
+struct flow_key {
+	__u8 saddr[16];  /* client, IPv4 IPv4-mapped */
+	__u8 daddr[16];  /* original destination, same form */
+	__u16 sport;     /* network byte order */
+	__u16 dport;     /* network byte order */
+	__u8 protocol;
+	__u8 pad[3];
+};
+
 /* rule_stats: PERCPU_ARRAY indexed by rule id, summed by user space at scrape. */
 struct rule_stats {
 	__u64 lookups;           /* sk_lookup runs that matched this rule (rule 0: no match) */
@@ -137,6 +184,7 @@ struct rule_stats {
 	__u64 bytes_passed;      /* of those bytes, how many user space relayed while paused */
 	__u64 denied;            /* refused by a source allow or deny list */
 	__u64 denials_unreported; /* of those, not reported: the denials ring was full */
+	__u64 intercepted;       /* new flows the TC program chose for this rule (SYNs seen) */
 };
 
 enum conn_side {
@@ -197,5 +245,6 @@ struct event {
 /* Names of the maps and programs in bpfredir.bpf.o, for the loader. */
 #define BPFREDIR_PROG_STEER    "steer"
 #define BPFREDIR_PROG_VERDICT  "splice_verdict"
+#define BPFREDIR_PROG_INTERCEPT "intercept"
 
 #endif /* BPFREDIR_H */

@@ -64,6 +64,18 @@ int BpfObject::AttachSkLookup(const std::string& program, const std::string& net
   return id;
 }
 
+// libbpf 1.1's headers predate tcx; the kernel's number (include/uapi/linux/bpf.h).
+constexpr int kTcxIngress = 46;
+
+int BpfObject::AttachTcIngress(const std::string& program, int ifindex) {
+  int program_fd = ProgramFd(program);
+  int link_fd = bpf_link_create(program_fd, ifindex, static_cast<bpf_attach_type>(kTcxIngress), nullptr);
+  if (link_fd < 0) ThrowSysError(link_fd, "bpf_link_create", program + " to tcx ingress of ifindex " + std::to_string(ifindex));
+  int id = next_link_id_++;
+  links_.emplace(id, UniqueFd(link_fd));
+  return id;
+}
+
 void BpfObject::AttachVerdict(const std::string& program, const std::string& map) {
   int program_fd = ProgramFd(program);
   int map_fd = MapFd(map);

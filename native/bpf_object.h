@@ -27,6 +27,9 @@ class BpfObject {
   // Links an sk_lookup program to the netns at netns_path; returns a link id.
   int AttachSkLookup(const std::string& program, const std::string& netns_path);
   void AttachVerdict(const std::string& program, const std::string& map);
+  // Links a TC program to the ingress of interface ifindex (tcx, Linux >= 6.6);
+  // returns a link id. Like every link it goes when the process does.
+  int AttachTcIngress(const std::string& program, int ifindex);
   void Detach(int link_id);
   void Close();
 

@@ -29,6 +29,11 @@ static Napi::Object WrapObject(Napi::Env env, SharedObject object) {
     std::string netns = StringArgOr(info, 1, "netnsPath", "/proc/self/ns/net");
     return Napi::Number::New(info.Env(), object->AttachSkLookup(program, netns));
   });
+  AddMethod(js, "attachTcIngress", [object](const Napi::CallbackInfo& info) -> Napi::Value {
+    RequireArgs(info, 2, "attachTcIngress(program, ifindex)");
+    int ifindex = static_cast<int>(Uint32Arg(info, 1, "ifindex"));
+    return Napi::Number::New(info.Env(), object->AttachTcIngress(StringArg(info, 0, "program"), ifindex));
+  });
   AddMethod(js, "attachVerdict", [object](const Napi::CallbackInfo& info) -> Napi::Value {
     RequireArgs(info, 2, "attachVerdict(program, map)");
     object->AttachVerdict(StringArg(info, 0, "program"), StringArg(info, 1, "map"));

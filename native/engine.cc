@@ -426,9 +426,21 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   SetKeepalive(client.get(), config.upstream.keepalive_s);
   c.fd[kClient] = std::move(client);
   // What every connect attempt needs, fixed now: a reload may change the listener meanwhile.
-  c.plan.targets = config.targets;
-  c.plan.order = config.targets->Order(peer, c.accepted_ns);
   c.plan.upstream = config.upstream;
+  if (config.original_destination) {
+    SockAddress dialled;
+    dialled.len = sizeof(dialled.storage);
+    getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&dialled.storage), &dialled.len);
+    c.plan.targets = std::make_shared<TargetSet>(std::vector<SockAddress>{Unmapped(dialled)}, Balance::kFailover);
+    c.plan.order = {0};
+  } else {
+    c.plan.targets = config.targets;
+    c.plan.order = config.targets->Order(peer, c.accepted_ns);
+  }
+  if (c.plan.upstream.transparent != Transparent::kOff) {
+    c.plan.upstream.source = Unmapped(peer);
+    if (c.plan.upstream.transparent == Transparent::kAddress) SetPort(&c.plan.upstream.source, 0);
+  }
   c.plan.connect_timeout_ms = config.connect_timeout_ms;
   c.plan.sndbuf_bytes = config.sndbuf_bytes;
   c.plan.guarded = config.loop_guard && slot_.loop_guard;

@@ -33,9 +33,10 @@ static SockAddress AddressField(const Napi::Value& value, const std::string& nam
 }
 
 // targets: [{host, port}, ...]; balance: 'failover' (default) | 'round_robin' | 'least_connections' | 'source_hash'.
-static std::shared_ptr<TargetSet> TargetsField(const Napi::Object& object, const std::string& owner) {
+// Empty only with allow_empty (a rule that connects to each connection's original destination).
+static std::shared_ptr<TargetSet> TargetsField(const Napi::Object& object, const std::string& owner, bool allow_empty = false) {
   Napi::Value value = object.Get("targets");
-  if (!value.IsArray() || value.As<Napi::Array>().Length() == 0)
+  if (!value.IsArray() || (value.As<Napi::Array>().Length() == 0 && !allow_empty))
     throw Napi::TypeError::New(object.Env(), owner + ".targets must be a non-empty array of {host, port}");
   Napi::Array array = value.As<Napi::Array>();
   std::vector<SockAddress> targets;
@@ -66,6 +67,10 @@ static UpstreamOptions UpstreamFields(const Napi::Object& o, const std::string& 
   if (!source.IsUndefined()) upstream.source = AddressField(source, owner + ".sourceAddress");
   upstream.mark = OptionalUint32(o, "mark", owner);
   upstream.keepalive_s = OptionalUint32(o, "keepaliveS", owner);
+  uint32_t transparent = OptionalUint32(o, "transparentSource", owner);
+  if (transparent > 2) throw Napi::TypeError::New(o.Env(), owner + ".transparentSource must be 0 (off), 1 (address) or 2 (address and port)");
+  upstream.transparent = static_cast<Transparent>(transparent);
+  if (transparent && upstream.source.len) throw Napi::TypeError::New(o.Env(), owner + ": sourceAddress and transparentSource exclude each other");
   return upstream;
 }
 
@@ -77,7 +82,11 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.bind = AddressField(o.Get("bind"), owner + ".bind");
   config.dual_stack = BoolField(o, "dualStack", owner);
   config.backlog = static_cast<int>(std::min<uint32_t>(Uint32Field(o, "backlog", owner), 65535));
-  config.targets = TargetsField(o, owner);
+  config.transparent = !o.Get("transparent").IsUndefined() && BoolField(o, "transparent", owner);
+  config.original_destination = !o.Get("originalDestination").IsUndefined() && BoolField(o, "originalDestination", owner);
+  config.targets = TargetsField(o, owner, config.original_destination);
+  if (config.original_destination && !config.targets->addresses().empty())
+    throw Napi::TypeError::New(o.Env(), "listener: originalDestination takes no targets");
   config.connect_timeout_ms = Uint32Field(o, "connectTimeoutMs", owner);
   config.idle_timeout_ms = Uint32Field(o, "idleTimeoutMs", owner);
   Napi::Value datapath = o.Get("datapath");
@@ -92,7 +101,7 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.loop_guard = !o.Get("loopGuard").IsUndefined() && BoolField(o, "loopGuard", owner);
   config.upstream = UpstreamFields(o, owner);
   config.limit->max = OptionalUint32(o, "maxConnections", owner);
-  if (config.upstream.source.len && config.upstream.source.family() != config.targets->front().family())
+  if (config.upstream.source.len && !config.original_destination && config.upstream.source.family() != config.targets->front().family())
     throw Napi::TypeError::New(o.Env(), "listener.sourceAddress must be of the targets' address family");
   if (config.sndbuf_bytes > INT32_MAX / 2)
     throw Napi::TypeError::New(o.Env(), "listener.sndbufBytes must be below 1 GiB");
@@ -107,7 +116,7 @@ ListenerUpdate ParseListenerUpdate(const Napi::Value& value) {
   if (!o.Get("connectTimeoutMs").IsUndefined()) update.connect_timeout_ms = Uint32Field(o, "connectTimeoutMs", owner);
   if (!o.Get("idleTimeoutMs").IsUndefined()) update.idle_timeout_ms = Uint32Field(o, "idleTimeoutMs", owner);
   // The upstream settings go together: any one given replaces all of them.
-  for (const char* key : {"proxyProtocol", "sourceAddress", "mark", "keepaliveS"}) {
+  for (const char* key : {"proxyProtocol", "sourceAddress", "mark", "keepaliveS", "transparentSource"}) {
     if (o.Get(key).IsUndefined()) continue;
     update.upstream = UpstreamFields(o, owner);
     break;

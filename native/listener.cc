@@ -10,19 +10,15 @@ static void SetIntOption(int fd, int level, int name, int value, const char* wha
   if (setsockopt(fd, level, name, &value, sizeof(value)) != 0) ThrowSysError(errno, "setsockopt", what);
 }
 
-static void SetPort(SockAddress* addr, uint16_t port) {
-  if (addr->family() == AF_INET)
-    reinterpret_cast<sockaddr_in*>(&addr->storage)->sin_port = htons(port);
-  else
-    reinterpret_cast<sockaddr_in6*>(&addr->storage)->sin6_port = htons(port);
-}
-
 static UniqueFd BoundSocket(const ListenerConfig& config, const SockAddress& addr, bool reuseport) {
   const std::string where = "listener " + FormatSockAddress(addr);
   UniqueFd fd(socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!fd) ThrowSysError(errno, "socket", where);
   SetIntOption(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR");
   if (reuseport) SetIntOption(fd.get(), SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT");
+  // Intercepted connections are to addresses we do not have: the SYN-ACK leaves from one.
+  if (config.transparent && addr.family() == AF_INET6) SetIntOption(fd.get(), IPPROTO_IPV6, IPV6_TRANSPARENT, 1, "IPV6_TRANSPARENT");
+  if (config.transparent && addr.family() == AF_INET) SetIntOption(fd.get(), IPPROTO_IP, IP_TRANSPARENT, 1, "IP_TRANSPARENT");
   if (addr.family() == AF_INET6)
     SetIntOption(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, config.dual_stack ? 0 : 1, "IPV6_V6ONLY");
   if (bind(fd.get(), addr.get(), addr.len) != 0)

@@ -32,6 +32,11 @@ struct ListenerConfig {
   // The target could reach one of our own listeners: bind and register each
   // upstream socket with the group's LoopGuard (2 syscalls per connection).
   bool loop_guard = false;
+  // Connect to the address the client dialled (getsockname of the accepted
+  // socket: an intercepted connection's original destination); targets is empty.
+  bool original_destination = false;
+  // IP(V6)_TRANSPARENT on the listening sockets (dual-stack ones: the flag is shared).
+  bool transparent = false;
   UpstreamOptions upstream;
   // Shared by the group's engines: never null.
   std::shared_ptr<ConnectionLimit> limit = std::make_shared<ConnectionLimit>();

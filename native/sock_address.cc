@@ -42,6 +42,24 @@ std::string FormatSockAddress(const sockaddr* addr) {
   return "?";
 }
 
+void SetPort(SockAddress* addr, uint16_t port) {
+  if (addr->family() == AF_INET) reinterpret_cast<sockaddr_in*>(&addr->storage)->sin_port = htons(port);
+  if (addr->family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&addr->storage)->sin6_port = htons(port);
+}
+
+SockAddress Unmapped(const SockAddress& addr) {
+  if (addr.family() != AF_INET6) return addr;
+  auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr.storage);
+  if (!IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return addr;
+  SockAddress out;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.storage);
+  v4->sin_family = AF_INET;
+  v4->sin_port = v6->sin6_port;
+  memcpy(&v4->sin_addr, &v6->sin6_addr.s6_addr[12], 4);
+  out.len = sizeof(sockaddr_in);
+  return out;
+}
+
 std::string OriginalDestination(int accepted_fd) {
   SockAddress local;
   local.len = sizeof(local.storage);

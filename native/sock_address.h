@@ -25,6 +25,13 @@ inline std::string FormatSockAddress(const SockAddress& addr) { return FormatSoc
 // An address in the maps' form (16 bytes, IPv4 IPv4-mapped) and a host-order port, formatted the same way.
 std::string FormatMappedAddress(const uint8_t (&addr)[16], uint16_t port);
 
+// An IPv4-mapped IPv6 address as plain IPv4 (port kept); others unchanged.
+// What a dual-stack listener reports becomes something an IPv4 socket can use.
+SockAddress Unmapped(const SockAddress& addr);
+
+// Sets the port of an IPv4 or IPv6 address (host order).
+void SetPort(SockAddress* addr, uint16_t port);
+
 // The socket's own address, formatted; "" if getsockname fails. For an
 // accepted socket (no NAT) it is the destination the client dialled.
 std::string OriginalDestination(int accepted_fd);

@@ -28,10 +28,12 @@ int PrepareUpstream(int fd, int family, const UpstreamOptions& options, bool fix
     *port = BindAnyPort(fd, family);
     return *port ? 0 : errno;
   }
-  if (!fix_port) {
-    int on = 1;
-    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));
+  int on = 1;
+  if (options.transparent != Transparent::kOff) {
+    bool v6 = family == AF_INET6;
+    if (setsockopt(fd, v6 ? IPPROTO_IPV6 : IPPROTO_IP, v6 ? IPV6_TRANSPARENT : IP_TRANSPARENT, &on, sizeof(on)) != 0) return errno;
   }
+  if (!fix_port) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &on, sizeof(on));
   if (bind(fd, options.source.get(), options.source.len) != 0) return errno;
   if (!fix_port) return 0;
   SockAddress bound;

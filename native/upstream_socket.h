@@ -8,11 +8,16 @@
 #include "proxy_protocol.h"
 #include "sock_address.h"
 
+enum class Transparent : uint8_t { kOff, kAddress, kAddressAndPort };
+
 struct UpstreamOptions {
   SockAddress source;     // len 0: the kernel chooses the source address
   uint32_t mark = 0;      // SO_MARK (0: none); routing and firewall rules can match it
   uint32_t keepalive_s = 0;  // TCP keepalive idle time on both sockets (0: off)
   ProxyProtocol proxy_protocol = ProxyProtocol::kNone;
+  // Connect from the client's own address (and port): IP_TRANSPARENT, and
+  // `source` is set per connection. Its replies must be routed back to us.
+  Transparent transparent = Transparent::kOff;
 };
 
 // Probes after idle_s of silence, then every idle_s / 3 (at least 1 s); three
