@@ -7,7 +7,7 @@
  */
 import type { Binding } from './rules/compile.js';
 
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 /** Map and program names in bpfredir.bpf.o. */
 export const MAPS = {
@@ -23,8 +23,11 @@ export const MAPS = {
   acl: 'acl',
   rulePolicy: 'rule_policy',
   denials: 'denials',
+  intercepts: 'intercepts',
+  interceptSettings: 'intercept_settings',
+  intercepted: 'intercepted',
 } as const;
-export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict' } as const;
+export const PROGRAMS = { steer: 'steer', verdict: 'splice_verdict', intercept: 'intercept' } as const;
 
 /** Size and member offsets of each struct user space encodes or decodes. */
 export const LAYOUTS = {
@@ -33,8 +36,11 @@ export const LAYOUTS = {
   settings: { size: 8, offsets: { port_bits_mask: 0, flags: 4 } },
   acl_key: { size: 28, offsets: { prefixlen: 0, scope: 4, list: 8, pad: 9, addr: 12 } },
   rule_policy: { size: 8, offsets: { flags: 0, reserved: 4 } },
+  intercept_key: { size: 28, offsets: { prefixlen: 0, ifindex: 4, protocol: 8, port_bits: 9, port: 10, addr: 12 } },
+  intercept_settings: { size: 8, offsets: { mark: 0, port_bits_mask: 4 } },
+  flow_key: { size: 40, offsets: { saddr: 0, daddr: 16, sport: 32, dport: 34, protocol: 36, pad: 37 } },
   rule_stats: {
-    size: 80,
+    size: 88,
     offsets: {
       lookups: 0,
       steered: 8,
@@ -46,6 +52,7 @@ export const LAYOUTS = {
       bytes_passed: 56,
       denied: 64,
       denials_unreported: 72,
+      intercepted: 80,
     },
   },
 } as const;
@@ -61,9 +68,9 @@ export const ACL_VALUE_SIZE = 4;
 export const RULE_POLICY_SIZE = LAYOUTS.rule_policy.size;
 
 /** enum acl_list */
-export const ACL_LIST = { allow: 1, deny: 2 } as const;
+export const ACL_LIST = { allow: 1, deny: 2, source: 3 } as const;
 /** enum policy_flags */
-export const POLICY = { hasAllow: 1 << 0, hasDeny: 1 << 1, pass: 1 << 2 } as const;
+export const POLICY = { hasAllow: 1 << 0, hasDeny: 1 << 1, pass: 1 << 2, hasSources: 1 << 3 } as const;
 /** scope, list and pad are always significant in the LPM prefix. */
 const ACL_FIXED_BITS = 64;
 /** protocol, port_bits and port are always significant in the LPM prefix. */
@@ -81,6 +88,29 @@ export function encodeBindKey(b: Binding, out: Buffer = Buffer.alloc(BIND_KEY_SI
 export function encodeBindValue(b: Binding, out: Buffer = Buffer.alloc(BIND_VALUE_SIZE), offset = 0): Buffer {
   out.writeUInt32LE(b.ruleId, offset + VALUE.rule_id);
   out.writeUInt32LE(b.prefix.len, offset + VALUE.addr_prefixlen);
+  return out;
+}
+
+export const INTERCEPT_KEY_SIZE = LAYOUTS.intercept_key.size;
+/** ifindex, protocol, port_bits and port are always significant in the LPM prefix. */
+const INTERCEPT_FIXED_BITS = 64;
+
+/** An intercepts trie key: a binding on one inbound interface (b.ifindex). */
+export function encodeInterceptKey(b: Binding, out: Buffer = Buffer.alloc(INTERCEPT_KEY_SIZE), offset = 0): Buffer {
+  const at = LAYOUTS.intercept_key.offsets;
+  out.writeUInt32LE(INTERCEPT_FIXED_BITS + b.prefix.len, offset + at.prefixlen);
+  out.writeUInt32LE(b.ifindex ?? 0, offset + at.ifindex);
+  out.writeUInt8(b.protocol, offset + at.protocol);
+  out.writeUInt8(b.portBits, offset + at.port_bits);
+  out.writeUInt16BE(b.port, offset + at.port);
+  b.prefix.addr.copy(out, offset + at.addr, 0, 16);
+  return out;
+}
+
+export function encodeInterceptSettings(mark: number, portBitsMask: number): Buffer {
+  const out = Buffer.alloc(LAYOUTS.intercept_settings.size);
+  out.writeUInt32LE(mark >>> 0, LAYOUTS.intercept_settings.offsets.mark);
+  out.writeUInt32LE(portBitsMask >>> 0, LAYOUTS.intercept_settings.offsets.port_bits_mask);
   return out;
 }
 
@@ -129,6 +159,7 @@ export interface RuleStats {
   bytesPassed: bigint;
   denied: bigint;
   denialsUnreported: bigint;
+  intercepted: bigint;
 }
 
 /** Each counter's member in struct rule_stats. */
@@ -143,10 +174,11 @@ const RULE_STATS_MEMBERS: Record<keyof RuleStats, keyof typeof LAYOUTS.rule_stat
   bytesPassed: 'bytes_passed',
   denied: 'denied',
   denialsUnreported: 'denials_unreported',
+  intercepted: 'intercepted',
 };
 
 export function zeroRuleStats(): RuleStats {
-  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n, denied: 0n, denialsUnreported: 0n };
+  return { lookups: 0n, steered: 0n, droppedNoSocket: 0n, bytesToUpstream: 0n, bytesToClient: 0n, redirectFailed: 0n, paused: 0n, bytesPassed: 0n, denied: 0n, denialsUnreported: 0n, intercepted: 0n };
 }
 
 /** Sum a per-CPU rule_stats value (one buffer per possible CPU). */

@@ -43,7 +43,8 @@ import { RuleIds } from './rules/ids.js';
 import { needsLoopGuard } from './rules/loop-guard.js';
 import { lockNetns, type NetnsLock } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
-import { Steering } from './steering.js';
+import { bindingsTrie, Steering } from './steering.js';
+import { Interception, needsInterception, type InterceptionReport } from './interception.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
 const LISTEN_BACKLOG = 4096;
@@ -114,6 +115,8 @@ export interface Daemon {
   setTargetDown(rule: string, index: number, down: boolean): void;
   /** The kernel maps that fill up as rules and connections grow (empty without BPF). */
   mapUsage(): MapUsage[];
+  /** What interception changed on the box (TC programs, policy rule, table); undefined when off. */
+  interceptionReport(): InterceptionReport | undefined;
   /**
    * Make the running rules those of `next`, as a diff. All or nothing: if it throws
    * (a port in use, a map full, steering unavailable), the running rules are as before.
@@ -206,6 +209,7 @@ class RunningDaemon implements Daemon {
   private readonly byName = new Map<string, RuleListener>();
   private readonly ids = new RuleIds();
   private steeringState: SteeringState | undefined;
+  private interception: Interception | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -229,7 +233,7 @@ class RunningDaemon implements Daemon {
   }
 
   get listeners(): DaemonListener[] {
-    return [...this.byName.values()].map((l) => ({ rule: l.rule.name, ruleId: l.ruleId, address: l.address, steering: l.rule.kind === 'steer' }));
+    return [...this.byName.values()].map((l) => ({ rule: l.rule.name, ruleId: l.ruleId, address: l.address, steering: l.rule.kind !== 'listen' }));
   }
 
   get ruleIds(): ReadonlyMap<string, number> {
@@ -269,13 +273,17 @@ class RunningDaemon implements Daemon {
     return new Map([...this.byName.values()].filter((l) => l.open).map((l) => [l.rule.name, this.engine.targetHealth(l.id)]));
   }
 
+  interceptionReport(): InterceptionReport | undefined {
+    return this.interception?.report();
+  }
+
   mapUsage(): MapUsage[] {
     const object = this.object;
     if (!object) return [];
     const capacity = (map: string) => this.native.mapInfo(object.mapFd(map)).maxEntries;
     const usage: MapUsage[] = [];
     if (this.steeringState) {
-      const steering = [...this.byName.values()].filter((l) => l.rule.kind === 'steer').length;
+      const steering = [...this.byName.values()].filter((l) => l.rule.kind !== 'listen').length;
       usage.push({ map: MAPS.bindings, entries: this.steeringState.steering.entries, capacity: capacity(MAPS.bindings) });
       usage.push({ map: MAPS.steerSockets, entries: steering, capacity: capacity(MAPS.steerSockets) });
       usage.push({ map: MAPS.acl, entries: this.steeringState.lists.size, capacity: capacity(MAPS.acl) });
@@ -302,7 +310,7 @@ class RunningDaemon implements Daemon {
     // old bindings never meet the new kind's policy (a listen rule's "pass") during the reload.
     const planned = this.ids.plan(next.rules.map(idKey));
     const ids = new Map(next.rules.map((r) => [r.name, planned.get(idKey(r))!]));
-    if (next.rules.some((r) => r.kind === 'steer') || usesAcls(next)) await this.ensureSteering(next);
+    if (next.rules.some((r) => r.kind !== 'listen') || usesAcls(next) || needsInterception(next)) await this.ensureSteering(next);
 
     const leaving = [...diff.removed, ...moved.map((m) => m.from)].map((r) => this.byName.get(r.name)!);
     const arriving = [...diff.added, ...moved.map((m) => m.to)];
@@ -311,11 +319,12 @@ class RunningDaemon implements Daemon {
     const freedFirst = leaving.filter((l) => l.rule.kind === 'listen' && wanted.has(l.address));
     const opened: RuleListener[] = [];
     // Until they are closed, the sockets of leaving steering rules keep their guards.
-    const leavingPorts = leaving.filter((l) => l.rule.kind === 'steer').map((l) => l.port);
+    const leavingPorts = leaving.filter((l) => l.rule.kind !== 'listen').map((l) => l.port);
     // Listen addresses a list applies to now keep their bindings (and checks) until they close.
     const guardedNow = this.steeringState ? guardedListenRules(this.config).map((rule) => ({ rule, id: this.byName.get(rule.name)!.ruleId })) : [];
     let bindingsTouched = false;
     let listsStaged = false;
+    let interceptionTouched = false;
     try {
       freedFirst.forEach((l) => this.closeListener(l));
       if (this.steeringState) {
@@ -332,8 +341,11 @@ class RunningDaemon implements Daemon {
       for (const rule of arriving) opened.push(this.openListener(rule, ids.get(rule.name)!, guard(rule)));
       bindingsTouched = true;
       this.applyBindings(next, ids, opened, leavingPorts, guardedNow);
+      // Last: the TC program marks flows only once their rule's socket is in steer_sockets.
+      interceptionTouched = true;
+      this.applyInterception(next, ids);
     } catch (err) {
-      this.rollBack(opened, freedFirst, bindingsTouched, listsStaged);
+      this.rollBack(opened, freedFirst, bindingsTouched, listsStaged, interceptionTouched);
       throw err;
     }
 
@@ -354,7 +366,7 @@ class RunningDaemon implements Daemon {
       // A rule that stays (moved) keeps its id: only a removed rule's socket entry goes. Deleted
       // before the close, which the engine thread does later and which empties the slot itself
       // (deleting an empty sockmap slot is EINVAL).
-      if (l.rule.kind === 'steer' && !opened.some((o) => o.ruleId === l.ruleId && o.rule.kind === 'steer')) {
+      if (l.rule.kind !== 'listen' && !opened.some((o) => o.ruleId === l.ruleId && o.rule.kind !== 'listen')) {
         this.forgetSteerSocket(l);
       }
       this.closeListener(l);
@@ -362,6 +374,7 @@ class RunningDaemon implements Daemon {
     }
     if (leavingPorts.length || guardedNow.length) this.applyBindings(next, ids, opened, []);
     this.commitLists();
+    if (this.interception && !needsInterception(next)) this.stopInterception();
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
     this.ids.commit(planned);
@@ -391,8 +404,9 @@ class RunningDaemon implements Daemon {
   ): void {
     if (!this.steeringState) return;
     const steerRules = next.rules.filter((r): r is SteerRule => r.kind === 'steer');
-    const socketOf = (rule: SteerRule) => opened.find((l) => l.rule === rule) ?? this.byName.get(rule.name)!;
-    const ports = [...steerRules.map((r) => socketOf(r).port), ...extraGuards];
+    const socketOf = (rule: Rule) => opened.find((l) => l.rule === rule) ?? this.byName.get(rule.name)!;
+    // Steering and intercept sockets alike take connections only through their rules.
+    const ports = [...next.rules.filter((r) => r.kind !== 'listen').map((r) => socketOf(r).port), ...extraGuards];
     const listens = [...extraListens, ...guardedListenRules(next).map((rule) => ({ rule, id: ids.get(rule.name)! }))];
     this.steeringState.steering.apply(withListenBindings(withProxyGuards(compileBindings(steerRules, ids), ports), listens));
   }
@@ -406,17 +420,36 @@ class RunningDaemon implements Daemon {
     }
   }
 
+  /** The intercepts trie and TC programs of next; the policy routing with the first config that needs it. */
+  private applyInterception(next: Config, ids: ReadonlyMap<string, number>): void {
+    if (!needsInterception(next)) return;
+    if (!this.interception) {
+      this.interception = Interception.start(this.native, this.steeringState!.object, next.interception, this.options.logger ?? silentLogger);
+      this.undo.push('remove interception', () => this.stopInterception());
+    }
+    this.interception.apply(next, ids);
+  }
+
+  private stopInterception(): void {
+    this.interception?.stop();
+    this.interception = undefined;
+  }
+
   /** A failed apply leaves the running rules as they were: old trie, old sockets, new ones closed. */
-  private rollBack(opened: readonly RuleListener[], freedFirst: readonly RuleListener[], bindingsTouched: boolean, listsStaged: boolean): void {
+  private rollBack(opened: readonly RuleListener[], freedFirst: readonly RuleListener[], bindingsTouched: boolean, listsStaged: boolean, interceptionTouched = false): void {
     const logger = this.options.logger ?? silentLogger;
     try {
+      if (interceptionTouched && this.interception) {
+        if (needsInterception(this.config)) this.interception.apply(this.config, this.ruleIds);
+        else this.stopInterception();
+      }
       if (listsStaged) this.steeringState?.lists.stage(compileAcls(this.config, this.ruleIds));
       if (bindingsTouched) this.applyBindings(this.config, this.ruleIds, [], []);
       if (listsStaged) this.steeringState?.lists.commit();
       for (const l of opened) {
         const old = this.byName.get(l.rule.name);
         // A new steering socket took over the rule's steer_sockets entry: give it back.
-        if (l.rule.kind === 'steer' && old?.open && old.rule.kind === 'steer') {
+        if (l.rule.kind !== 'listen' && old?.open && old.rule.kind !== 'listen') {
           this.native.sockmapUpdate(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(old.ruleId), old.fd);
         }
       }
@@ -449,7 +482,7 @@ class RunningDaemon implements Daemon {
       const steering = new Steering(
         this.native,
         { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) },
-        reportDenials ? SETTINGS_FLAGS.reportDenials : 0,
+        bindingsTrie(reportDenials ? SETTINGS_FLAGS.reportDenials : 0),
       );
       const lists = new AccessLists(this.native, { acl: object.mapFd(MAPS.acl), policy: object.mapFd(MAPS.rulePolicy) });
       this.steeringState = { object, steering, lists };
@@ -465,8 +498,9 @@ class RunningDaemon implements Daemon {
   /** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
   private openListener(rule: Rule, ruleId: number, loopGuard: boolean): RuleListener {
     const { config } = this;
-    const steering = rule.kind === 'steer';
+    const steering = rule.kind !== 'listen';
     const bind = steering ? { host: '::', port: 0 } : rule.listen;
+    const intercept = rule.kind === 'intercept';
     let handle: ListenerHandle;
     try {
       handle = this.engine.addListener({
@@ -484,6 +518,7 @@ class RunningDaemon implements Daemon {
         spliceAfterBytes: config.spliceAfterBytes,
         bulkOnRelay: config.bulkFlows === 'relay',
         loopGuard,
+        ...(intercept && { transparent: true, originalDestination: rule.originalDestination }),
         ...upstreamOptions(rule),
       });
     } catch (err) {
@@ -549,8 +584,9 @@ class RunningDaemon implements Daemon {
 const idKey = (rule: Rule) => `${rule.kind}/${rule.name}`;
 
 /** A rule's per-connection socket settings, as the engine takes them (every key, so an update resets what a rule dropped). */
-function upstreamOptions(rule: Rule): Required<Pick<ListenerOptions, 'proxyProtocol' | 'mark' | 'keepaliveS' | 'maxConnections'>> & Pick<ListenerOptions, 'sourceAddress'> {
+function upstreamOptions(rule: Rule): Required<Pick<ListenerOptions, 'proxyProtocol' | 'mark' | 'keepaliveS' | 'maxConnections' | 'transparentSource'>> & Pick<ListenerOptions, 'sourceAddress'> {
   return {
+    transparentSource: rule.transparentSource === 'address_and_port' ? 2 : rule.transparentSource ? 1 : 0,
     proxyProtocol: rule.proxyProtocol ?? 0,
     ...(rule.sourceAddress && { sourceAddress: { host: rule.sourceAddress, port: 0 } }),
     mark: rule.mark ?? 0,

@@ -23,7 +23,7 @@ function codeFor(problems: readonly string[]): ErrorCode {
 
 /** What in the config needs sk_lookup, and what else the user could write: undefined if nothing. */
 function skLookupUser(config: Pick<Config, 'rules' | 'acl'>): { what: string; instead: string } | undefined {
-  const steeringRule = config.rules.find((r) => r.kind === 'steer');
+  const steeringRule = config.rules.find((r) => r.kind !== 'listen');
   if (steeringRule) return { what: `rule '${steeringRule.name}' steers with sk_lookup`, instead: 'use listen:' };
   if (usesAcls(config)) return { what: 'allow/deny lists are enforced by sk_lookup', instead: 'remove allow:/deny:' };
   return undefined;

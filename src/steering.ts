@@ -9,8 +9,8 @@
  * what this instance wrote (the map is private to the process), which keeps a
  * reload of 100k bindings from re-reading every entry.
  */
-import { BIND_KEY_SIZE, BIND_VALUE_SIZE, encodeBindKey, encodeBindValue, encodeSettings, encodeU32Key } from './abi.js';
-import { bySpecificity, type CompiledBindings } from './rules/compile.js';
+import { BIND_KEY_SIZE, BIND_VALUE_SIZE, encodeBindKey, encodeBindValue, encodeSettings, encodeU32Key, LAYOUTS } from './abi.js';
+import { bySpecificity, type Binding, type CompiledBindings } from './rules/compile.js';
 import type { RawBinding } from './native/index.js';
 
 export type MapOps = Pick<RawBinding, 'mapKeys' | 'mapLookup' | 'mapUpdateMany' | 'mapDelete' | 'mapUpdate'>;
@@ -20,6 +20,24 @@ export interface SteeringMaps {
   settings: number; // fd of the one-element settings array
 }
 
+/** How one LPM trie of bindings and its settings entry are encoded (bindings, or intercepts). */
+export interface TrieLayout {
+  keySize: number;
+  encodeKey(b: Binding, out: Buffer, offset: number): void;
+  /** Offset of port_bits in the key (prefixlen is at 0), for the order of removals. */
+  portBitsOffset: number;
+  /** The settings map's one value for these bindings. */
+  settings(portBitsMask: number): Buffer;
+}
+
+/** The sk_lookup trie; flags: settings.flags (SETTINGS_FLAGS.reportDenials when someone reads the denials ring). */
+export const bindingsTrie = (flags = 0): TrieLayout => ({
+  keySize: BIND_KEY_SIZE,
+  encodeKey: encodeBindKey,
+  portBitsOffset: LAYOUTS.bind_key.offsets.port_bits,
+  settings: (mask) => encodeSettings(mask, flags),
+});
+
 export interface SteeringChanges {
   added: number;
   changed: number;
@@ -28,11 +46,8 @@ export interface SteeringChanges {
 }
 
 /** Least specific first: the order to remove in. */
-function byGenerality(a: Buffer, b: Buffer): number {
-  const prefixLen = (k: Buffer) => k.readUInt32LE(0);
-  const portBits = (k: Buffer) => k.readUInt8(5);
-  return prefixLen(a) - prefixLen(b) || portBits(a) - portBits(b);
-}
+const byGenerality = (portBitsOffset: number) => (a: Buffer, b: Buffer): number =>
+  a.readUInt32LE(0) - b.readUInt32LE(0) || a.readUInt8(portBitsOffset) - b.readUInt8(portBitsOffset);
 
 /** Bindings keyed by their encoded key (latin1: one char per byte), value encoded. */
 type Entries = Map<string, Buffer>;
@@ -45,13 +60,12 @@ export class Steering {
   constructor(
     private readonly ops: MapOps,
     private readonly maps: SteeringMaps,
-    /** settings.flags: SETTINGS_FLAGS.reportDenials when someone reads the denials ring. */
-    private readonly flags = 0,
+    private readonly layout: TrieLayout = bindingsTrie(),
   ) {}
 
   private readKernel(): Entries {
     const entries: Entries = new Map();
-    for (const key of this.ops.mapKeys(this.maps.bindings, BIND_KEY_SIZE)) {
+    for (const key of this.ops.mapKeys(this.maps.bindings, this.layout.keySize)) {
       const value = this.ops.mapLookup(this.maps.bindings, key, BIND_VALUE_SIZE);
       if (value) entries.set(key.toString('latin1'), value);
     }
@@ -63,15 +77,16 @@ export class Steering {
     // Encoded once into two flat buffers, most specific first (the safe order to add in):
     // per-entry buffers cost ~0.1 s at 100k entries.
     const sorted = [...compiled.bindings].sort(bySpecificity);
-    const keys = Buffer.alloc(sorted.length * BIND_KEY_SIZE);
+    const keySize = this.layout.keySize;
+    const keys = Buffer.alloc(sorted.length * keySize);
     const values = Buffer.alloc(sorted.length * BIND_VALUE_SIZE);
     const desired: Entries = new Map();
     const toWrite: number[] = [];
     let changed = 0;
     sorted.forEach((binding, i) => {
-      encodeBindKey(binding, keys, i * BIND_KEY_SIZE);
+      this.layout.encodeKey(binding, keys, i * keySize);
       encodeBindValue(binding, values, i * BIND_VALUE_SIZE);
-      const key = keys.toString('latin1', i * BIND_KEY_SIZE, (i + 1) * BIND_KEY_SIZE);
+      const key = keys.toString('latin1', i * keySize, (i + 1) * keySize);
       const value = values.subarray(i * BIND_VALUE_SIZE, (i + 1) * BIND_VALUE_SIZE);
       desired.set(key, value);
       const old = current.get(key);
@@ -86,10 +101,10 @@ export class Steering {
       const all = toWrite.length === sorted.length;
       const pick = (flat: Buffer, size: number) =>
         all ? flat : Buffer.concat(toWrite.map((i) => flat.subarray(i * size, (i + 1) * size)));
-      this.ops.mapUpdateMany(this.maps.bindings, pick(keys, BIND_KEY_SIZE), pick(values, BIND_VALUE_SIZE), BIND_KEY_SIZE, BIND_VALUE_SIZE);
+      this.ops.mapUpdateMany(this.maps.bindings, pick(keys, keySize), pick(values, BIND_VALUE_SIZE), keySize, BIND_VALUE_SIZE);
     }
-    for (const key of stale.sort(byGenerality)) this.ops.mapDelete(this.maps.bindings, key);
-    this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), encodeSettings(compiled.portBitsMask, this.flags));
+    for (const key of stale.sort(byGenerality(this.layout.portBitsOffset))) this.ops.mapDelete(this.maps.bindings, key);
+    this.ops.mapUpdate(this.maps.settings, encodeU32Key(0), this.layout.settings(compiled.portBitsMask));
     this.written = desired;
     this.entries = desired.size;
     const unchanged = desired.size - toWrite.length;

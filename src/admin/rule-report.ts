@@ -14,7 +14,9 @@ export function sourceLists(acl: Acl | undefined): SourceLists | undefined {
 /** address: what the rule's socket is bound to (the daemon's listener address). */
 export function ruleReport(rule: Rule, ruleId: number, address: string): RuleReport {
   const sources = sourceLists(rule.acl);
-  const common = { name: rule.name, ruleId, kind: rule.kind, target: rule.targets.map(formatEndpoint).join(','), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
+  const common = { name: rule.name, ruleId, kind: rule.kind, target: rule.kind === 'intercept' && rule.originalDestination ? 'original' : rule.targets.map(formatEndpoint).join(','), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
   if (rule.kind === 'listen') return { ...common, listen: formatEndpoint(rule.listen) };
-  return { ...common, match: { destinations: rule.destinations.map(formatPrefix), ports: rule.ports.map(formatRange) } };
+  const match = { destinations: rule.destinations.map(formatPrefix), ports: rule.ports.map(formatRange) };
+  if (rule.kind === 'steer') return { ...common, match };
+  return { ...common, match: { ...match, interfaces: rule.interfaces, ...(rule.sources.length && { sources: rule.sources.map(formatPrefix) }) } };
 }

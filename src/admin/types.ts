@@ -56,11 +56,11 @@ export interface StatusReport {
 export interface RuleReport {
   name: string;
   ruleId: number;
-  kind: 'listen' | 'steer';
+  kind: 'listen' | 'steer' | 'intercept';
   /** listen rules: the address the rule binds. */
   listen?: string;
-  /** steering rules: what sk_lookup takes. */
-  match?: { destinations: string[]; ports: string[] };
+  /** steering and intercept rules: what sk_lookup (intercept: the TC program) takes. */
+  match?: { destinations: string[]; ports: string[]; interfaces?: string[]; sources?: string[] };
   target: string;
   /** Where the rule's socket listens: the listen address, or [::]:<port> for a steering rule. */
   address: string;

@@ -95,6 +95,16 @@ export function parseTargets(node: TreeNode): { endpoints: Endpoint[]; problems:
   return { endpoints: values, problems };
 }
 
+const INTERFACE_NAME = /^[A-Za-z0-9_.:@-]{1,15}$/;
+
+/** eth0 | [eth0, wg0]: network interface names (IFNAMSIZ - 1 characters at most). */
+export function parseInterfaces(node: TreeNode): { names: string[]; problems: string[] } {
+  const name = (v: unknown): Parsed<string> =>
+    typeof v === 'string' && INTERFACE_NAME.test(v) ? { ok: true, value: v } : fail(`'${v}' is not an interface name`);
+  const { values, problems } = parseEach(node, name, 'eth0 or [eth0, eth1]');
+  return { names: [...new Set(values)], problems };
+}
+
 /** 80 | 8080-8090 | any | a list of these. Ranges come back merged. */
 export function parsePorts(node: TreeNode): { ranges: PortRange[]; problems: string[] } {
   const { values, problems } = parseEach(node, parsePortItem, '8080, 8080-8090, any or [80, 443]');

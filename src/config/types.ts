@@ -54,6 +54,8 @@ interface RuleCommon {
   keepaliveMs?: number;
   /** Open connections the rule admits; more are reset at accept. No limit when absent. */
   maxConnections?: number;
+  /** Connect upstream from the client's own address (`transparent_source:`), and port with 'address_and_port'; off when absent. */
+  transparentSource?: TransparentSource;
   /** Active TCP health checks of each target, every this many ms; none when absent. */
   healthCheckMs?: number;
   /** Hosts as the config wrote them (names before resolution), for logs that quote the rule. */
@@ -76,7 +78,37 @@ export interface SteerRule extends RuleCommon {
   ports: PortRange[];
 }
 
-export type Rule = ListenRule | SteerRule;
+/**
+ * Intercept connections routed through this machine (TC marks them for local
+ * delivery, sk_lookup steers them). targets is empty with originalDestination.
+ */
+export interface InterceptRule extends RuleCommon {
+  kind: 'intercept';
+  destinations: Prefix[];
+  /** Sorted, disjoint. */
+  ports: PortRange[];
+  /** Inbound interfaces whose traffic the rule takes. */
+  interfaces: string[];
+  /** Only clients in these prefixes are intercepted (others pass untouched); everyone when empty. */
+  sources: Prefix[];
+  /** `target: original`: connect to the destination the client dialled. */
+  originalDestination: boolean;
+}
+
+export type Rule = ListenRule | SteerRule | InterceptRule;
+export type TransparentSource = 'address' | 'address_and_port';
+
+/** What bpfredir adds to the box for interception (`interception:`). */
+export interface InterceptionSettings {
+  /** ORed into the mark of intercepted packets; the policy rule matches mark/mark. */
+  mark: number;
+  /** Routing table of the `local default dev lo` route. */
+  table: number;
+  /** Priority of the fwmark policy rule (before the main table's 32766). */
+  priority: number;
+  /** Interfaces where only replies to transparent-source connections arrive (server side). */
+  returnInterfaces: string[];
+}
 
 export interface Config {
   datapath: DatapathChoice;
@@ -100,6 +132,7 @@ export interface Config {
   pidFile?: string;
   /** How often host names in rules are looked up again (`resolve_interval:`); 0 = only at load and reload. */
   resolveIntervalMs: number;
+  interception: InterceptionSettings;
   rules: Rule[];
   /** Where the config came from (a path or "command line"). */
   source: string;
@@ -126,4 +159,7 @@ export const DEFAULTS = {
   keepaliveMs: 0,
   // DNS records of upstreams change (a failover, a cluster's service IP): look again every minute.
   resolveIntervalMs: 60_000,
+  // A bit and a table number unlikely to be anyone else's (checked at start); the rule goes
+  // before the main table (32766) and after the usual `local` lookup (0).
+  interception: { mark: 0x4000_0000, table: 4250, priority: 4250, returnInterfaces: [] as string[] },
 };

@@ -9,13 +9,14 @@ import { IPPROTO_TCP, prefixKey } from '../rules/compile.js';
 import { MAX_RULE_ID } from '../rules/ids.js';
 import { formatPrefix, type Prefix } from '../rules/ip.js';
 import { formatRange } from '../rules/ports.js';
-import { endpointHostProblem, formatEndpoint, parseEndpoint, parsePorts, parsePrefixes, parseTargets } from './fields.js';
+import { endpointHostProblem, formatEndpoint, parseEndpoint, parseInterfaces, parsePorts, parsePrefixes, parseTargets } from './fields.js';
 import { closestMatch } from './suggest.js';
-import { BALANCES, DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl, type Balance, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type Rule } from './types.js';
+import { BALANCES, DEFAULTS, MAX_ENGINE_THREADS, type AccessLogFormat, type Acl, type Balance, type BulkFlows, type Config, type DatapathChoice, type Endpoint, type InterceptionSettings, type Rule, type TransparentSource } from './types.js';
 import { parseDuration, parseSize, type Parsed } from './units.js';
 import type { MapEntry, TreeNode } from './yaml-tree.js';
 
-const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'access_log', 'access_log_format', 'pid_file', 'resolve_interval', 'rules'] as const;
+const TOP_KEYS = ['datapath', 'threads', 'budget', 'sndbuf', 'splice_after', 'bulk_flows', 'connect_timeout', 'idle_timeout', 'keepalive', 'metrics', 'allow', 'deny', 'access_log', 'access_log_format', 'pid_file', 'resolve_interval', 'interception', 'rules'] as const;
+const INTERCEPTION_KEYS = ['mark', 'table', 'priority', 'return_interfaces'] as const;
 const RULE_KEYS = [
   'name',
   'protocol',
@@ -34,6 +35,10 @@ const RULE_KEYS = [
   'mark',
   'max_connections',
   'health_check',
+  'intercept',
+  'interfaces',
+  'sources',
+  'transparent_source',
 ] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
@@ -187,6 +192,53 @@ const filePath = (v: unknown): Parsed<string> => {
   return text && !text.includes('\0') ? { ok: true, value: text } : { ok: false, reason: `'${v}' is not a file path; write e.g. /var/log/bpfredir/access.log` };
 };
 
+/** yes / address / address_and_port, or off. */
+const transparentSource = (v: unknown): Parsed<TransparentSource | undefined> => {
+  const text = String(v ?? '').trim();
+  if (text === 'true' || text === 'yes' || text === 'address') return { ok: true, value: 'address' };
+  if (text === 'address_and_port') return { ok: true, value: 'address_and_port' };
+  if (text === 'false' || text === 'no' || text === 'off') return { ok: true, value: undefined };
+  return { ok: false, reason: `'${text}' is not a transparent source; write address (the client's address, any port), address_and_port, or off` };
+};
+
+/** A routing table or rule priority: 1..2^32-1, not the kernel's own tables (253-255). */
+const tableNumber = (v: unknown): Parsed<number> => {
+  const text = String(v ?? '').trim();
+  const n = /^\d{1,10}$/.test(text) ? Number(text) : NaN;
+  if (n >= 1 && n <= 0xffffffff && !(n >= 253 && n <= 255)) return { ok: true, value: n };
+  return { ok: false, reason: `'${text}' is not a free table number; write e.g. 4250 (not 0 or 253-255, the kernel's own)` };
+};
+
+const rulePriority = (v: unknown): Parsed<number> => {
+  const text = String(v ?? '').trim();
+  const n = /^\d{1,5}$/.test(text) ? Number(text) : NaN;
+  return n >= 1 && n < 32766 ? { ok: true, value: n } : { ok: false, reason: `'${text}' is not a rule priority; write 1..32765 (before the main table's 32766), e.g. 4250` };
+};
+
+function interceptionSettings(entries: MapEntry[], problems: Problems): InterceptionSettings {
+  const defaults = DEFAULTS.interception;
+  const entry = entryOf(entries, 'interception');
+  if (!entry) return { ...defaults, returnInterfaces: [] };
+  if (entry.value.kind !== 'map') {
+    problems.add(entry.line, '', 'interception: expected a map (mark, table, priority, return_interfaces)');
+    return { ...defaults, returnInterfaces: [] };
+  }
+  const inner = entry.value.entries;
+  const where = 'interception: ';
+  checkKeys(inner, INTERCEPTION_KEYS, where, problems);
+  const markValue = field(inner, 'mark', where, problems, mark, defaults.mark);
+  if (markValue === 0) problems.add(entryOf(inner, 'mark')?.line, where, 'mark: must not be 0; write a bit of its own, e.g. 0x40000000');
+  const returns = entryOf(inner, 'return_interfaces');
+  const parsed = returns ? parseInterfaces(returns.value) : { names: [], problems: [] };
+  for (const p of parsed.problems) problems.add(returns?.line, where, `return_interfaces: ${p}`);
+  return {
+    mark: markValue,
+    table: field(inner, 'table', where, problems, tableNumber, defaults.table),
+    priority: field(inner, 'priority', where, problems, rulePriority, defaults.priority),
+    returnInterfaces: parsed.names,
+  };
+}
+
 const ruleName = (v: unknown): Parsed<string> =>
   typeof v === 'string' && RULE_NAME.test(v)
     ? { ok: true, value: v }
@@ -226,11 +278,12 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   checkKeys(entries, RULE_KEYS, where, problems);
   field(entries, 'protocol', where, problems, protocol, 'tcp');
   const targetEntry = entryOf(entries, 'target');
-  const parsedTargets = targetEntry ? parseTargets(targetEntry.value) : { endpoints: [], problems: [] };
+  const originalDestination = targetEntry?.value.kind === 'scalar' && targetEntry.value.value === 'original';
+  const parsedTargets = targetEntry && !originalDestination ? parseTargets(targetEntry.value) : { endpoints: [], problems: [] };
   for (const p of parsedTargets.problems) problems.add(targetEntry?.value.line ?? targetEntry?.line, where, `target: ${p}`);
   const targets = parsedTargets.endpoints;
   const target = targets[0];
-  if (!targetEntry) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000');
+  if (!targetEntry) problems.add(node.line, where, 'target: missing; write e.g. target: 127.0.0.1:9000 (or original, with intercept:)');
   const balance = field(entries, 'balance', where, problems, oneOf(BALANCES), 'failover' as Balance);
   const balanceEntry = entryOf(entries, 'balance');
   if (balanceEntry && targets.length === 1) problems.add(balanceEntry.line, where, 'balance: needs several targets; write target: [A:PORT, B:PORT]');
@@ -242,6 +295,9 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const from = field(entries, 'source', where, problems, sourceAddress, undefined);
   const markValue = field(entries, 'mark', where, problems, mark, 0);
   const maxConnections = field(entries, 'max_connections', where, problems, connectionLimit, 0);
+  const transparent = field(entries, 'transparent_source', where, problems, transparentSource, undefined);
+  const transparentEntry = entryOf(entries, 'transparent_source');
+  if (transparent && from) problems.add(transparentEntry?.line, where, 'transparent_source: and source: exclude each other; keep one');
   const healthCheckMs = field(entries, 'health_check', where, problems, duration({ allowZero: true, example: '5s, or 0 for none' }), 0);
   const sourceEntry = entryOf(entries, 'source');
   for (const t of targets) {
@@ -263,6 +319,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(keepaliveMs && { keepaliveMs }),
     ...(maxConnections && { maxConnections }),
     ...(healthCheckMs && { healthCheckMs }),
+    ...(transparent && { transparentSource: transparent }),
     source: problems.at(node.line),
   };
   const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHosts: targets.map((t) => t.host) } } : {});
@@ -270,6 +327,44 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const listenEntry = entryOf(entries, 'listen');
   const destinationEntry = entryOf(entries, 'destination');
   const portsEntry = entryOf(entries, 'ports');
+  const interceptEntry = entryOf(entries, 'intercept');
+  for (const key of ['interfaces', 'sources'] as const) {
+    const entry = entryOf(entries, key);
+    if (entry && !interceptEntry) problems.add(entry.line, where, `${key}: only goes with intercept:`);
+  }
+  if (originalDestination && !interceptEntry) {
+    problems.add(targetEntry?.line, where, 'target: original only goes with intercept: (a listen or destination rule has no other destination to go to)');
+  }
+  if (interceptEntry && (listenEntry || destinationEntry)) {
+    problems.add(interceptEntry.line, where, 'intercept: takes the place of listen and destination; a rule does one of the three');
+    return undefined;
+  }
+  if (interceptEntry) {
+    const destinations = parsePrefixes(interceptEntry.value);
+    for (const p of destinations.problems) problems.add(interceptEntry.value.line ?? interceptEntry.line, where, `intercept: ${p.replace('write e.g.', 'write destination prefixes, e.g.')}`);
+    if (!portsEntry) problems.add(interceptEntry.line, where, 'ports: missing; interception needs ports, e.g. ports: 80 (or any)');
+    const ports = portsEntry ? parsePorts(portsEntry.value) : { ranges: [], problems: [] };
+    for (const p of ports.problems) problems.add(portsEntry?.value.line ?? portsEntry?.line, where, `ports: ${p}`);
+    const interfacesEntry = entryOf(entries, 'interfaces');
+    const interfaces = interfacesEntry ? parseInterfaces(interfacesEntry.value) : { names: [], problems: [] };
+    for (const p of interfaces.problems) problems.add(interfacesEntry?.line, where, `interfaces: ${p}`);
+    if (!interfacesEntry) problems.add(interceptEntry.line, where, 'interfaces: missing; name the interfaces the traffic arrives on, e.g. interfaces: [eth1]');
+    const sourcesEntry = entryOf(entries, 'sources');
+    const sources = sourcesEntry ? parsePrefixes(sourcesEntry.value) : { prefixes: [], problems: [] };
+    for (const p of sources.problems) problems.add(sourcesEntry?.line, where, `sources: ${p.replace('write e.g.', 'write client prefixes, e.g.')}`);
+    return problems.count === before
+      ? {
+          ...common,
+          ...written(),
+          kind: 'intercept',
+          destinations: destinations.prefixes,
+          ports: ports.ranges,
+          interfaces: interfaces.names,
+          sources: sources.prefixes,
+          originalDestination,
+        }
+      : undefined;
+  }
   if (listenEntry && destinationEntry) {
     problems.add(listenEntry.line, where, 'has both listen and destination; a rule either binds one address (listen) or steers prefixes (destination + ports)');
     return undefined;
@@ -305,6 +400,7 @@ function checkConflicts(rules: Rule[], lines: Map<Rule, number | undefined>, pro
     if (sameName) problems.add(line, where, `name is already used by the rule at ${sameName.source}; names must be unique`);
     else names.set(rule.name, rule);
 
+    if (rule.kind === 'intercept') continue; // overlaps resolve like destination rules', per interface
     if (rule.kind === 'listen') {
       const key = `${rule.listen.host.toLowerCase()}|${rule.listen.port}`;
       const other = listens.get(key);
@@ -376,6 +472,11 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
     problems.add(rulesEntry?.line, '', `rules: ${rules.length} rules, at most ${MAX_RULE_ID} fit the kernel's rule table; merge rules that share a target (destination takes a list)`);
   }
   checkConflicts(rules, ruleLines, problems);
+  const interception = interceptionSettings(entries, problems);
+  const needsReturn = rules.find((r) => r.transparentSource && r.kind !== 'intercept');
+  if (needsReturn && interception.returnInterfaces.length === 0) {
+    problems.add(ruleLines.get(needsReturn), `rule '${needsReturn.name}': `, 'transparent_source: the replies of its servers must be caught on their way back; name the interfaces they arrive on in interception: return_interfaces: [eth1]');
+  }
   if (problems.count) throw fail();
   return {
     datapath,
@@ -389,6 +490,7 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
     ...(accessLogPath && { accessLog: { path: accessLogPath, format: accessLogFormat } }),
     ...(pidFile && { pidFile }),
     resolveIntervalMs,
+    interception,
     rules,
     source: file,
   };

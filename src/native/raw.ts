@@ -8,12 +8,22 @@
  */
 
 /** A loaded bpfredir.bpf.o. Owns its map, program and link fds; close() releases all. */
+export interface PolicyRule {
+  priority: number;
+  table: number;
+  mark: number;
+  mask: number;
+  protocol: number;
+}
+
 export interface RawBpfObject {
   /** fd of a map by name (owned by the object; valid until close()). Throws ENOENT. */
   mapFd(name: string): number;
   /** Attach the sk_lookup program to a network namespace (path to an ns file, default
    *  /proc/self/ns/net). Returns a link id usable with detach. */
   attachSkLookup(program: string, netnsPath?: string): number;
+  /** Link a TC program to an interface's ingress (tcx, Linux >= 6.6); returns a link id for detach(). */
+  attachTcIngress(program: string, ifindex: number): number;
   /** Attach an sk_skb program as BPF_SK_SKB_VERDICT to a sockmap/sockhash. */
   attachVerdict(program: string, map: string): void;
   /** Detach one link (by id). */
@@ -67,6 +77,12 @@ export interface ListenerOptions {
   proxyProtocol?: 0 | 1 | 2;
   /** Bind upstream sockets to this address (port 0) before connect; the targets' family. */
   sourceAddress?: SocketAddress;
+  /** Connect upstream from the client's address: 1, any port; 2, and its port (IP_TRANSPARENT). 0: off (default). */
+  transparentSource?: 0 | 1 | 2;
+  /** Connect to the address each client dialled (an intercepted connection's original destination); targets empty. */
+  originalDestination?: boolean;
+  /** IP(V6)_TRANSPARENT on the listening socket: it takes connections to addresses this machine does not have. */
+  transparent?: boolean;
   /** SO_MARK of upstream sockets (0: none, the default). */
   mark?: number;
   /** TCP keepalive on both sockets: idle seconds before the first probe (0: off, the default). */
@@ -77,7 +93,7 @@ export interface ListenerOptions {
 
 /** What updateListener changes; the upstream settings (proxyProtocol, sourceAddress, mark, keepaliveS) go together. */
 export type ListenerUpdate = Partial<
-  Pick<ListenerOptions, 'targets' | 'balance' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'proxyProtocol' | 'sourceAddress' | 'mark' | 'keepaliveS' | 'maxConnections'>
+  Pick<ListenerOptions, 'targets' | 'balance' | 'connectTimeoutMs' | 'idleTimeoutMs' | 'proxyProtocol' | 'sourceAddress' | 'mark' | 'keepaliveS' | 'maxConnections' | 'transparentSource'>
 >;
 
 export interface ListenerHandle {
@@ -286,6 +302,23 @@ export interface RawBinding {
   openFdCount(): number;
   /** One datagram to a unix socket (syslog's /dev/log); false when nothing took it. */
   sendUnixDatagram(path: string, data: Buffer): boolean;
+  /** Policy rules of a family (4 or 6) in this netns; mask 0 when the rule matches no mark. */
+  listPolicyRules(family: 4 | 6): PolicyRule[];
+  /** "fwmark mark/mask lookup table" at priority, tagged with protocol (EEXIST if it is there). */
+  addPolicyRule(family: 4 | 6, rule: PolicyRule): void;
+  deletePolicyRule(family: 4 | 6, rule: PolicyRule): void;
+  /** Every route of a family in one table. */
+  listTableRoutes(family: 4 | 6, table: number): { type: number; dstLen: number; protocol: number }[];
+  /** "local default dev lo table T proto P". */
+  addLocalDefaultRoute(family: 4 | 6, table: number, protocol: number): void;
+  deleteLocalDefaultRoute(family: 4 | 6, table: number, protocol: number): void;
+  /** if_nametoindex; throws ENODEV for an unknown name. */
+  interfaceIndex(name: string): number;
+  /** A duplicate of another process's fd (pidfd_open + pidfd_getfd). */
+  pidfdGetfd(pid: number, fd: number): number;
+  closeFd(fd: number): void;
+  /** IP(V6)_TRANSPARENT on a socket this process holds. */
+  setTransparent(fd: number): void;
 
   Engine: new (opts: EngineOptions) => RawEngine;
 }

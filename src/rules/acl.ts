@@ -53,6 +53,11 @@ export function compileAcls(config: Pick<Config, 'acl' | 'rules'>, ids: Readonly
     const id = ids.get(rule.name);
     if (id === undefined) throw new Error(`no id assigned to rule '${rule.name}'`);
     scopeOf(id, rule.acl ?? { allow: [], deny: [] }, passing.has(rule as ListenRule) ? POLICY.pass : 0, out);
+    if (rule.kind === 'intercept' && rule.sources.length) {
+      // Not a refusal: the TC program leaves other clients' traffic alone.
+      for (const prefix of rule.sources) out.entries.push({ scope: id, list: ACL_LIST.source, prefix });
+      out.policies.set(id, (out.policies.get(id) ?? 0) | POLICY.hasSources);
+    }
   }
   return out;
 }

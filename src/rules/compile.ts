@@ -6,7 +6,7 @@
  * narrower port range wins, then the earlier rule) and cuts the loser's range
  * around the winner's, so at most one block matches any port per prefix.
  */
-import type { SteerRule } from '../config/types.js';
+import type { InterceptRule, SteerRule } from '../config/types.js';
 import type { Prefix } from './ip.js';
 import { decomposeRange, mergeRanges, rangeWidth, subtractRanges, type PortRange } from './ports.js';
 
@@ -18,6 +18,8 @@ export interface Binding {
   port: number; // host order, first port of the block
   portBits: number; // 0..16
   ruleId: number;
+  /** Intercept bindings only: the inbound interface. */
+  ifindex?: number;
 }
 
 export interface CompiledBindings {
@@ -64,7 +66,7 @@ export function prefixKey(protocol: number, prefix: Prefix): number | string {
 }
 
 /** Compile steering rules; `ids` maps every rule name to its id. */
-export function compileBindings(rules: readonly SteerRule[], ids: ReadonlyMap<string, number>): CompiledBindings {
+export function compileBindings(rules: readonly Pick<SteerRule | InterceptRule, 'name' | 'destinations' | 'ports'>[], ids: ReadonlyMap<string, number>): CompiledBindings {
   const groups = new Map<number | string, Group>();
   rules.forEach((rule, order) => {
     const ruleId = ids.get(rule.name);

@@ -40,6 +40,10 @@ function sameRule(a: Rule, b: Rule): boolean {
 }
 
 function sameListener(a: Rule, b: Rule): boolean {
+  if (a.kind === 'intercept' || b.kind === 'intercept') {
+    // Where connections go (the original destination or targets) is the listener's own setting.
+    return a.kind === 'intercept' && b.kind === 'intercept' && a.originalDestination === b.originalDestination;
+  }
   if (a.kind === 'steer' || b.kind === 'steer') return a.kind === b.kind;
   return sameEndpoint(a.listen, b.listen);
 }
@@ -59,6 +63,8 @@ export function diffRules(running: Config, next: Config): RuleDiff {
   for (const key of RESTART_SETTINGS) {
     if (running[key] !== next[key]) diff.restartNeeded.push(`${SETTING_NAMES[key]}: ${running[key]} → ${next[key]}`);
   }
+  const routing = (c: Config) => `mark 0x${c.interception.mark.toString(16)}, table ${c.interception.table}, priority ${c.interception.priority}`;
+  if (routing(running) !== routing(next)) diff.restartNeeded.push(`interception: ${routing(running)} → ${routing(next)}`);
   const metrics = (c: Config) => (c.metricsListen ? formatEndpoint(c.metricsListen) : 'none');
   if (metrics(running) !== metrics(next)) diff.restartNeeded.push(`metrics: ${metrics(running)} → ${metrics(next)}`);
   return diff;

@@ -45,8 +45,8 @@ test('encoders write in place for packed bulk buffers', () => {
 
 test('rule_stats are summed across CPUs', () => {
   const cpu = (n: bigint) => {
-    const b = Buffer.alloc(80);
-    for (let i = 0; i < 10; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
+    const b = Buffer.alloc(88);
+    for (let i = 0; i < 11; i++) b.writeBigUInt64LE(n * BigInt(i + 1), i * 8);
     return b;
   };
   assert.deepEqual(sumRuleStats([cpu(1n), cpu(10n)]), {
@@ -60,6 +60,7 @@ test('rule_stats are summed across CPUs', () => {
     bytesPassed: 88n,
     denied: 99n,
     denialsUnreported: 110n,
+    intercepted: 121n,
   });
 });
 

@@ -81,7 +81,7 @@ test('each mistake is one located line saying how to fix it', () => {
     [oneRule('listen: 127.0.0.1:8080', 'target: ::1:9000'), "cfg.yaml:4: rule 'web': target: IPv6 addresses need brackets; write e.g. [::1]:9000"],
     [oneRule('listen: 127.0.0.1', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': listen: '127.0.0.1' is not host:port; write e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000"],
     [oneRule('listen: "[nope]:80"', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': listen: 'nope' in brackets is not an IPv6 address; write e.g. 127.0.0.1:9000, [::1]:9000 or localhost:9000"],
-    [oneRule('listen: 127.0.0.1:8080'), "cfg.yaml:2: rule 'web': target: missing; write e.g. target: 127.0.0.1:9000"],
+    [oneRule('listen: 127.0.0.1:8080'), "cfg.yaml:2: rule 'web': target: missing; write e.g. target: 127.0.0.1:9000 (or original, with intercept:)"],
     [oneRule('target: 127.0.0.1:9000'), "cfg.yaml:2: rule 'web': needs listen: ADDRESS:PORT (bind it directly) or destination: PREFIX with ports: (steer with sk_lookup)"],
     [oneRule('listen: 127.0.0.1:8080', 'ports: 80', 'target: 127.0.0.1:9000'), "cfg.yaml:4: rule 'web': ports: only goes with destination; with listen the port is part of the address"],
     [oneRule('listen: 127.0.0.1:8080', 'destination: 127.0.0.2', 'target: 127.0.0.1:9000'), "cfg.yaml:3: rule 'web': has both listen and destination; a rule either binds one address (listen) or steers prefixes (destination + ports)"],

@@ -1,5 +1,6 @@
 /** A RawBinding double that records every call, for testing the daemon's order of operations without privileges. */
 import { fstatSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import type { EngineOptions, EngineStats, FeatureProbe, ListenerOptions, RawBinding, RawBpfObject, RawEngine } from '../../src/native/index.js';
 
 export interface FakeOptions {
@@ -52,6 +53,7 @@ export function fakeNative(options: FakeOptions = {}) {
     mapFd,
     attachSkLookup: (program) => (calls.push(`attachSkLookup ${program}`), 7),
     attachVerdict: (program, map) => void calls.push(`attachVerdict ${program} ${map}`),
+    attachTcIngress: (program, ifindex) => (calls.push(`attachTcIngress ${program} ${ifindex}`), 8 + ifindex),
     detach: (link) => void calls.push(`detach ${link}`),
     close: () => void calls.push('object.close'),
   };
@@ -111,6 +113,16 @@ export function fakeNative(options: FakeOptions = {}) {
     sockmapUpdate: (fd, key, socketFd) => void calls.push(`sockmapUpdate ${nameOf(fd)} ${key.readUInt32LE(0)} fd ${socketFd}`),
     openFdCount: () => 0,
     sendUnixDatagram: () => true,
+    listPolicyRules: () => [],
+    addPolicyRule: (family, rule) => void calls.push(`addPolicyRule ${family} ${rule.priority}`),
+    deletePolicyRule: (family, rule) => void calls.push(`deletePolicyRule ${family} ${rule.priority}`),
+    listTableRoutes: () => [],
+    addLocalDefaultRoute: (family, table) => void calls.push(`addLocalDefaultRoute ${family} ${table}`),
+    deleteLocalDefaultRoute: (family, table) => void calls.push(`deleteLocalDefaultRoute ${family} ${table}`),
+    interfaceIndex: (name) => (name.startsWith('eth') ? 10 + Number(name.slice(3)) : assert.fail(`no interface ${name}`)),
+    pidfdGetfd: () => 99,
+    closeFd: () => undefined,
+    setTransparent: () => undefined,
     Engine: FakeEngine,
   };
   return { native, calls };
