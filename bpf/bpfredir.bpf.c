@@ -146,12 +146,13 @@ static __always_inline struct rule_stats *stats_of(__u32 rule_id)
 #define LOAD_MAPPED(ctx, addr, ip4, ip6) ({					\
 	__u32 *__w = (__u32 *)(addr);						\
 	int __err = 0;								\
-	if ((ctx)->family == AF_INET) {						\
+	__u32 __family = ctx_load((ctx)->family);				\
+	if (__family == AF_INET) {						\
 		__w[0] = 0;							\
 		__w[1] = 0;							\
 		__w[2] = bpf_htonl(0x0000ffff);					\
 		__w[3] = ctx_load((ctx)->ip4);					\
-	} else if ((ctx)->family == AF_INET6) {					\
+	} else if (__family == AF_INET6) {					\
 		__w[0] = ctx_load((ctx)->ip6[0]);				\
 		__w[1] = ctx_load((ctx)->ip6[1]);				\
 		__w[2] = ctx_load((ctx)->ip6[2]);				\
