@@ -47,6 +47,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
       const features = daemon.features;
       const last = reloader?.stats.last;
       const sources = sourceLists(daemon.config.acl);
+      const interception = daemon.interceptionReport();
       return {
         version: VERSION,
         pid: process.pid,
@@ -57,6 +58,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
         rules: daemon.config.rules.length,
         targets: targetCounts(daemon),
         ...(sources && { sources }),
+        ...(interception && { interception: { ...interception, mark: `0x${interception.mark.toString(16)}` } }),
         connections,
         pauses: { now: rules.reduce((n, r) => n + r.paused, 0), total: rules.reduce((n, r) => n + r.pauses, 0) },
         lastReload: last ? { at: last.at.toISOString(), ok: last.ok, ...(last.errors && { error: last.errors.join('; ') }) } : null,

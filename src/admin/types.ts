@@ -42,6 +42,15 @@ export interface StatusReport {
   targets?: { total: number; ejected: number; down: number };
   /** The source lists every rule obeys; absent when there are none. */
   sources?: SourceLists;
+  /** What interception changed on the box; absent while no rule intercepts. */
+  interception?: {
+    mark: string;
+    table: number;
+    priority: number;
+    /** Interfaces with the TC program: "intercept" (a rule's inbound side) or "return" (replies only). */
+    interfaces: { name: string; ifindex: number; role: string }[];
+    entries: number;
+  };
   /** Open connections by the datapath each is on now. */
   connections: Record<DatapathName, number>;
   pauses: {

@@ -67,12 +67,19 @@ export function statusText(report: StatusReport, now = Date.now()): string {
     ['rules', String(report.rules)],
     ...(report.targets ? [['targets', targetsLine(report.targets)] as [string, string]] : []),
     ['sources', `${sourcesText(report.sources)}${report.sources ? ' (every rule, on top of its own)' : ''}`],
+    ...(report.interception ? [['interception', interceptionText(report.interception)] as [string, string]] : []),
     ['connections', counts(report.connections)],
     ['pauses', `${report.pauses.now} now, ${report.pauses.total} since start`],
     ['last reload', lastReload(report)],
   ];
   const width = Math.max(...fields.map(([name]) => name.length));
   return fields.map(([name, value]) => `${name.padEnd(width)}  ${value}`).join('\n');
+}
+
+/** What bpfredir changed on the box for interception, so an operator can find it with ip and bpftool. */
+function interceptionText(i: NonNullable<StatusReport['interception']>): string {
+  const interfaces = i.interfaces.map((f) => `${f.name}${f.role === 'return' ? ' (replies)' : ''}`).join(', ');
+  return `TC ingress on ${interfaces || 'no interface'}; ip rule ${i.priority}: fwmark ${i.mark}/${i.mark} lookup ${i.table} (IPv4 and IPv6); table ${i.table}: local default dev lo; ${i.entries} trie entries`;
 }
 
 /** "allow 10.0.0.0/8; deny 10.0.5.0/24", or "any" without lists. */
@@ -83,7 +90,9 @@ export function sourcesText(lists: SourceLists | undefined): string {
 }
 
 function ruleMatch(rule: RuleReport): string {
-  if (rule.match) return `${rule.match.destinations.join(',')} ports ${rule.match.ports.join(',')}`;
+  const m = rule.match;
+  if (m?.interfaces) return `${m.destinations.join(',')} ports ${m.ports.join(',')} in ${m.interfaces.join(',')}${m.sources ? ` from ${m.sources.join(',')}` : ''}`;
+  if (m) return `${m.destinations.join(',')} ports ${m.ports.join(',')}`;
   return rule.listen ?? '';
 }
 

@@ -14,7 +14,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
+import { runCli, startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
 import { slow } from '../helpers/emulation.js';
 import { bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
@@ -116,6 +116,14 @@ describe('router interception', { skip }, () => {
     assert.equal(hostOf(seen.local), '10.77.2.2');
     const connected = await proxy!.waitForLog((l) => l.msg === 'connected' && String(l.dst).startsWith('10.77.2.2'), slow(5000));
     assert.equal(connected.rule, 'web');
+  });
+
+  test('status names what bpfredir changed on the router', async () => {
+    const status = await runCli(router, ['status']);
+    assert.equal(status.status, 0, status.stderr);
+    assert.match(status.stdout, /interception\s+TC ingress on toS \(replies\), toC; ip rule 4250: fwmark 0x40000000\/0x40000000 lookup 4250/);
+    const rules = await runCli(router, ['rules']);
+    assert.match(rules.stdout, /10\.77\.2\.0\/24,fd77:2::\/64 ports 8080 in toC/);
   });
 
   test('IPv6 the same', async () => {
