@@ -18,7 +18,7 @@ import { MAPS, PROGRAMS, RULE_STATS_SIZE, SETTINGS_FLAGS, encodeU32Key, sumRuleS
 import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule, type SteerRule } from './config/types.js';
 import { effectiveCapabilities, withCapabilities } from './capabilities.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
-import { errorMessage } from './errors.js';
+import { BpfredirError, errorMessage } from './errors.js';
 import { logEngineEvent } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
@@ -45,6 +45,7 @@ import { lockNetns, type NetnsLock } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { bindingsTrie, Steering } from './steering.js';
 import { Interception, needsInterception, type InterceptionReport } from './interception.js';
+import { listeningInodes, socketOwner } from './proxy-socket.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
 const LISTEN_BACKLOG = 4096;
@@ -193,6 +194,8 @@ interface RuleListener {
   address: string;
   loopGuard: boolean;
   open: boolean;
+  /** A duplicate of another program's socket (`target: socket`): no engine listener, no guard. */
+  external?: boolean;
 }
 
 /** The kernel side of steering and the allow/deny lists, set up by the first config that uses either. */
@@ -266,11 +269,11 @@ class RunningDaemon implements Daemon {
 
   setTargetDown(rule: string, index: number, down: boolean): void {
     const listener = this.byName.get(rule);
-    if (listener?.open && index < listener.rule.targets.length) this.engine.setTargetDown(listener.id, index, down);
+    if (listener?.open && !listener.external && index < listener.rule.targets.length) this.engine.setTargetDown(listener.id, index, down);
   }
 
   targetHealth(): Map<string, TargetHealth[]> {
-    return new Map([...this.byName.values()].filter((l) => l.open).map((l) => [l.rule.name, this.engine.targetHealth(l.id)]));
+    return new Map([...this.byName.values()].filter((l) => l.open && !l.external).map((l) => [l.rule.name, this.engine.targetHealth(l.id)]));
   }
 
   interceptionReport(): InterceptionReport | undefined {
@@ -319,7 +322,7 @@ class RunningDaemon implements Daemon {
     const freedFirst = leaving.filter((l) => l.rule.kind === 'listen' && wanted.has(l.address));
     const opened: RuleListener[] = [];
     // Until they are closed, the sockets of leaving steering rules keep their guards.
-    const leavingPorts = leaving.filter((l) => l.rule.kind !== 'listen').map((l) => l.port);
+    const leavingPorts = leaving.filter((l) => l.rule.kind !== 'listen' && !l.external).map((l) => l.port);
     // Listen addresses a list applies to now keep their bindings (and checks) until they close.
     const guardedNow = this.steeringState ? guardedListenRules(this.config).map((rule) => ({ rule, id: this.byName.get(rule.name)!.ruleId })) : [];
     let bindingsTouched = false;
@@ -351,6 +354,10 @@ class RunningDaemon implements Daemon {
 
     for (const rule of changed) {
       const l = this.byName.get(rule.name)!;
+      if (l.external) {
+        l.rule = rule;
+        continue;
+      }
       // The same targets keep their TargetSet: its health and open counts go on.
       const sameTargets = JSON.stringify([l.rule.targets, l.rule.balance]) === JSON.stringify([rule.targets, rule.balance]);
       this.engine.updateListener(l.id, {
@@ -406,7 +413,7 @@ class RunningDaemon implements Daemon {
     const steerRules = next.rules.filter((r): r is SteerRule => r.kind === 'steer');
     const socketOf = (rule: Rule) => opened.find((l) => l.rule === rule) ?? this.byName.get(rule.name)!;
     // Steering and intercept sockets alike take connections only through their rules.
-    const ports = [...next.rules.filter((r) => r.kind !== 'listen').map((r) => socketOf(r).port), ...extraGuards];
+    const ports = [...next.rules.filter((r) => r.kind !== 'listen' && !r.proxySocket).map((r) => socketOf(r).port), ...extraGuards];
     const listens = [...extraListens, ...guardedListenRules(next).map((rule) => ({ rule, id: ids.get(rule.name)! }))];
     this.steeringState.steering.apply(withListenBindings(withProxyGuards(compileBindings(steerRules, ids), ports), listens));
   }
@@ -497,6 +504,7 @@ class RunningDaemon implements Daemon {
 
   /** The rule's listening socket: its own address, or a private dual-stack one that sk_lookup feeds. */
   private openListener(rule: Rule, ruleId: number, loopGuard: boolean): RuleListener {
+    if (rule.proxySocket) return this.adoptSocket(rule, rule.proxySocket, ruleId);
     const { config } = this;
     const steering = rule.kind !== 'listen';
     const bind = steering ? { host: '::', port: 0 } : rule.listen;
@@ -536,6 +544,34 @@ class RunningDaemon implements Daemon {
     return listener;
   }
 
+  /**
+   * `target: socket`: a duplicate of the listening socket another program has at that address,
+   * with IP_TRANSPARENT (it takes connections to foreign addresses), in steer_sockets.
+   */
+  private adoptSocket(rule: Rule, at: { host: string; port: number }, ruleId: number): RuleListener {
+    const where = formatHostPort(at.host, at.port);
+    const owner = socketOwner(listeningInodes(at));
+    if (!owner) {
+      throw new BpfredirError('ERR_BPFREDIR_CONFIG', `rule '${rule.name}': nothing listens on ${where} in this network namespace; start the proxy first, or fix target: socket`);
+    }
+    let fd: number;
+    try {
+      fd = this.native.pidfdGetfd(owner.pid, owner.fd);
+    } catch (err) {
+      throw new BpfredirError('ERR_BPFREDIR_PRIVILEGES', `rule '${rule.name}': cannot take ${owner.command}'s socket on ${where} (pid ${owner.pid}, fd ${owner.fd}): ${errorMessage(err)}; bpfredir needs CAP_SYS_PTRACE over it (root), Linux >= 5.6`);
+    }
+    const listener: RuleListener = { rule, ruleId, id: -1, fd, port: at.port, address: where, loopGuard: false, open: true, external: true };
+    try {
+      this.native.setTransparent(fd);
+      this.native.sockmapUpdate(this.steeringState!.object.mapFd(MAPS.steerSockets), encodeU32Key(ruleId), fd);
+    } catch (err) {
+      this.closeListener(listener);
+      throw explainStartFailure(err, `rule '${rule.name}': the socket of ${owner.command} on ${where}`);
+    }
+    this.options.logger?.info(`rule '${rule.name}': steering to ${owner.command}'s socket on ${where} (pid ${owner.pid})`);
+    return listener;
+  }
+
   /** Undo of an early close when the reload fails after it: the same rule, the same address. */
   private reopen(old: RuleListener): void {
     try {
@@ -557,7 +593,9 @@ class RunningDaemon implements Daemon {
   private closeListener(listener: RuleListener): void {
     if (!listener.open) return;
     listener.open = false;
-    this.engine.removeListener(listener.id);
+    // Our duplicate only: the other program's socket goes on listening.
+    if (listener.external) this.native.closeFd(listener.fd);
+    else this.engine.removeListener(listener.id);
   }
 
   stopAccepting(): void {

@@ -11,10 +11,17 @@ export function sourceLists(acl: Acl | undefined): SourceLists | undefined {
   return { allow: acl.allow.map(formatPrefix), deny: acl.deny.map(formatPrefix) };
 }
 
+/** The rule's target as the config writes it. */
+function targetText(rule: Rule): string {
+  if (rule.proxySocket) return `socket ${formatEndpoint(rule.proxySocket)}`;
+  if (rule.kind === 'intercept' && rule.originalDestination) return 'original';
+  return rule.targets.map(formatEndpoint).join(',');
+}
+
 /** address: what the rule's socket is bound to (the daemon's listener address). */
 export function ruleReport(rule: Rule, ruleId: number, address: string): RuleReport {
   const sources = sourceLists(rule.acl);
-  const common = { name: rule.name, ruleId, kind: rule.kind, target: rule.kind === 'intercept' && rule.originalDestination ? 'original' : rule.targets.map(formatEndpoint).join(','), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
+  const common = { name: rule.name, ruleId, kind: rule.kind, target: targetText(rule), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
   if (rule.kind === 'listen') return { ...common, listen: formatEndpoint(rule.listen) };
   const match = { destinations: rule.destinations.map(formatPrefix), ports: rule.ports.map(formatRange) };
   if (rule.kind === 'steer') return { ...common, match };

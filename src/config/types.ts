@@ -54,6 +54,11 @@ interface RuleCommon {
   keepaliveMs?: number;
   /** Open connections the rule admits; more are reset at accept. No limit when absent. */
   maxConnections?: number;
+  /**
+   * Another program's listening socket at this address takes the rule's connections
+   * (`target: socket ADDR:PORT`): bpfredir steers to a duplicate of it; targets is empty.
+   */
+  proxySocket?: Endpoint;
   /** Connect upstream from the client's own address (`transparent_source:`), and port with 'address_and_port'; off when absent. */
   transparentSource?: TransparentSource;
   /** Active TCP health checks of each target, every this many ms; none when absent. */

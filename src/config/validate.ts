@@ -278,8 +278,12 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   checkKeys(entries, RULE_KEYS, where, problems);
   field(entries, 'protocol', where, problems, protocol, 'tcp');
   const targetEntry = entryOf(entries, 'target');
-  const originalDestination = targetEntry?.value.kind === 'scalar' && targetEntry.value.value === 'original';
-  const parsedTargets = targetEntry && !originalDestination ? parseTargets(targetEntry.value) : { endpoints: [], problems: [] };
+  const targetText = targetEntry?.value.kind === 'scalar' ? String(targetEntry.value.value) : '';
+  const originalDestination = targetText === 'original';
+  const socketTarget = /^socket\s+/.test(targetText) ? parseEndpoint(targetText.replace(/^socket\s+/, '')) : undefined;
+  if (socketTarget && !socketTarget.ok) problems.add(targetEntry?.line, where, `target: socket ${socketTarget.reason}`);
+  const proxySocket = socketTarget?.ok ? socketTarget.value : undefined;
+  const parsedTargets = targetEntry && !originalDestination && !socketTarget ? parseTargets(targetEntry.value) : { endpoints: [], problems: [] };
   for (const p of parsedTargets.problems) problems.add(targetEntry?.value.line ?? targetEntry?.line, where, `target: ${p}`);
   const targets = parsedTargets.endpoints;
   const target = targets[0];
@@ -320,6 +324,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(maxConnections && { maxConnections }),
     ...(healthCheckMs && { healthCheckMs }),
     ...(transparent && { transparentSource: transparent }),
+    ...(proxySocket && { proxySocket }),
     source: problems.at(node.line),
   };
   const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHosts: targets.map((t) => t.host) } } : {});
@@ -331,6 +336,15 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   for (const key of ['interfaces', 'sources'] as const) {
     const entry = entryOf(entries, key);
     if (entry && !interceptEntry) problems.add(entry.line, where, `${key}: only goes with intercept:`);
+  }
+  if (proxySocket && listenEntry) {
+    problems.add(targetEntry?.line, where, 'target: socket goes with intercept: or destination: (a listen rule has its own socket)');
+  }
+  if (proxySocket) {
+    for (const key of ['transparent_source', 'proxy_protocol', 'source', 'mark', 'max_connections', 'health_check', 'balance'] as const) {
+      const entry = entryOf(entries, key);
+      if (entry) problems.add(entry.line, where, `${key}: does nothing with target: socket (the other program makes the upstream connections); remove it`);
+    }
   }
   if (originalDestination && !interceptEntry) {
     problems.add(targetEntry?.line, where, 'target: original only goes with intercept: (a listen or destination rule has no other destination to go to)');

@@ -40,6 +40,8 @@ function sameRule(a: Rule, b: Rule): boolean {
 }
 
 function sameListener(a: Rule, b: Rule): boolean {
+  // Another program's socket is the rule's listener: a different one is a new listener.
+  if (a.proxySocket || b.proxySocket) return a.kind === b.kind && !!a.proxySocket && !!b.proxySocket && sameEndpoint(a.proxySocket, b.proxySocket);
   if (a.kind === 'intercept' || b.kind === 'intercept') {
     // Where connections go (the original destination or targets) is the listener's own setting.
     return a.kind === 'intercept' && b.kind === 'intercept' && a.originalDestination === b.originalDestination;

@@ -34,6 +34,15 @@ function address(ns: Netns, dev: string, v4: string, v6: string): void {
   ns.run('ip', ['-6', 'addr', 'add', `${v6}/64`, 'dev', dev, 'nodad']);
 }
 
+/** Resolves once something in ns listens on TCP port. */
+async function waitForListener(ns: Netns, port: number): Promise<void> {
+  const deadline = Date.now() + slow(10_000);
+  while (!ns.run('ss', ['-Hltn', `sport = :${port}`]).trim()) {
+    if (Date.now() > deadline) throw new Error(`nothing listens on port ${port}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 const hostOf = (endpoint: string) => endpoint.replace(/^\[?(::ffff:)?/, '').replace(/\]?:\d+$/, '');
 const portOf = (endpoint: string) => Number(/:(\d+)$/.exec(endpoint)![1]);
 
@@ -163,6 +172,54 @@ describe('router interception', { skip }, () => {
     const line = await proxy!.waitForLog((l) => proxy!.logs.indexOf(l) >= count && l.msg === 'connected', slow(5000));
     assert.equal(hostOf(same.remote), '10.77.1.2');
     assert.equal(portOf(same.remote), portOf(String(line.client)), "the client's own port");
+    writeConfig();
+    await reload();
+  });
+
+  test("target: socket — HAProxy's own listener takes the connections and finds the original destination", async () => {
+    const cfg = join(dir, 'haproxy.cfg');
+    writeFileSync(
+      cfg,
+      [
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 30s',
+        '  timeout server 30s',
+        'frontend intercepted',
+        '  bind 127.0.0.1:3128',
+        '  default_backend original',
+        'backend original',
+        // 0.0.0.0:0: the address and port the client connected to, which is getsockname()
+        '  server original 0.0.0.0:0',
+        '',
+      ].join('\n'),
+    );
+    const haproxy = router.exec('haproxy', ['-db', '-f', cfg], { stdio: 'ignore' });
+    try {
+      await waitForListener(router, 3128);
+      writeConfig({ target: 'socket 127.0.0.1:3128' });
+      await reload();
+      assert.ok(proxy!.logs.some((l) => /steering to haproxy's socket on 127\.0\.0\.1:3128/.test(l.msg)));
+      const seen = await exchange('10.77.2.2');
+      assert.equal(hostOf(seen.remote), '10.77.2.1', 'HAProxy connected on to the original destination');
+      const v6 = await exchange('fd77:2::2');
+      assert.equal(hostOf(v6.local), 'fd77:2::2');
+    } finally {
+      haproxy.kill('SIGKILL');
+    }
+  });
+
+  test('target: socket — a server that knows nothing of bpfredir sees the original destination with getsockname()', async () => {
+    const plain = await startServer(router, { mode: 'echo', host: '127.0.0.1', port: 3129 });
+    servers.push(plain);
+    writeConfig({ target: 'socket 127.0.0.1:3129' });
+    await reload();
+    const report = await runClient(client, { host: '10.77.2.2', port: PORT, bytes: 64 * 1024, timeoutMs: slow(10_000) });
+    assert.equal(report.recvSha, report.sentSha);
+    const seen = await plain.nextReport(slow(10_000));
+    assert.equal(seen.local, '10.77.2.2:8080');
+    assert.equal(hostOf(seen.remote), '10.77.1.2', "the client's own connection, not a proxied one");
     writeConfig();
     await reload();
   });
