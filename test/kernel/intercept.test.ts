@@ -187,7 +187,8 @@ describe('router interception', { skip }, () => {
         '  timeout client 30s',
         '  timeout server 30s',
         'frontend intercepted',
-        '  bind 127.0.0.1:3128',
+        // Dual-stack: a socket takes only connections of its own family.
+        '  bind :::3128 v4v6',
         '  default_backend original',
         'backend original',
         // 0.0.0.0:0: the address and port the client connected to, which is getsockname()
@@ -198,9 +199,9 @@ describe('router interception', { skip }, () => {
     const haproxy = router.exec('haproxy', ['-db', '-f', cfg], { stdio: 'ignore' });
     try {
       await waitForListener(router, 3128);
-      writeConfig({ target: 'socket 127.0.0.1:3128' });
+      writeConfig({ target: 'socket [::]:3128' });
       await reload();
-      assert.ok(proxy!.logs.some((l) => /steering to haproxy's socket on 127\.0\.0\.1:3128/.test(l.msg)));
+      assert.ok(proxy!.logs.some((l) => /steering to haproxy's socket on \[::\]:3128/.test(l.msg)));
       const seen = await exchange('10.77.2.2');
       assert.equal(hostOf(seen.remote), '10.77.2.1', 'HAProxy connected on to the original destination');
       const v6 = await exchange('fd77:2::2');
