@@ -16,7 +16,7 @@ import type { RunRecord } from './summary.js';
 import { SYSTEMS, SystemDef, resolveSystem } from './systems.js';
 import { Topology, createTopology } from './topology.js';
 import { allWorkloads } from './workloads/all.js';
-import { Metrics, Workload, scheduled } from './workloads/workload.js';
+import { Metrics, Workload, runsIn, scheduled } from './workloads/workload.js';
 
 const HEADLINE: [string, string][] = [
   ['gbps', 'Gbit/s'],
@@ -56,7 +56,7 @@ function planSeconds(options: BenchOptions, systems: SystemDef[], workloads: Wor
     options.topologies.forEach((_, t) => {
       for (const system of systems) {
         for (const w of workloads) {
-          if (w.appliesTo(system) && scheduled(w, round, t)) total += w.seconds(options) + 0.5;
+          if (runsIn(w, system, options.topologies[t]!) && scheduled(w, round, t)) total += w.seconds(options) + 0.5;
         }
       }
     });
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
     for (const [topologyIndex, topology] of topologies.entries()) {
       for (const system of systems) {
         for (const workload of workloads) {
-          if (!workload.appliesTo(system) || !scheduled(workload, round, topologyIndex)) continue;
+          if (!runsIn(workload, system, topology.kind) || !scheduled(workload, round, topologyIndex)) continue;
           if (performance.now() > deadline) {
             stoppedEarly = true;
             break outer;

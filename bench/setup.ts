@@ -1,7 +1,7 @@
 /** Makes sure the Debian packages the benchmark drives are installed (apt-get, as root). */
 import { execFileSync, spawnSync } from 'node:child_process';
 
-const PACKAGES = ['iperf3', 'sockperf', 'wrk', 'socat', 'rinetd', 'redir', 'haproxy', 'nginx', 'libnginx-mod-stream', 'iproute2', 'util-linux'];
+const PACKAGES = ['iperf3', 'sockperf', 'wrk', 'socat', 'rinetd', 'redir', 'haproxy', 'nginx', 'libnginx-mod-stream', 'iproute2', 'util-linux', 'iptables'];
 
 function installed(pkg: string): boolean {
   const r = spawnSync('dpkg-query', ['-W', '-f=${Status}', pkg], { encoding: 'utf8' });

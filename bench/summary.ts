@@ -27,7 +27,7 @@ export interface Figure {
   bestPeer?: string;
 }
 
-const PEERS = ['haproxy-splice', 'haproxy', 'nginx-stream', 'rinetd', 'redir', 'socat'];
+const PEERS = ['haproxy-splice', 'haproxy', 'nginx-stream', 'rinetd', 'redir', 'socat', 'haproxy-tproxy'];
 
 /** Metrics where more is better; everything else (latency, CPU, memory, time) is lower-is-better. */
 const HIGHER_IS_BETTER = new Set(['gbps', 'connPerSec', 'idleConnections']);

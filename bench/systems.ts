@@ -5,9 +5,9 @@
  */
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Background, startBackground, treeCpuSeconds } from './proc.js';
+import { Background, runInNetns, sh, sleep, startBackground, treeCpuSeconds } from './proc.js';
 import { createCpuGroup } from './cpu-group.js';
-import { waitListening, waitOutput } from './ready.js';
+import { lastLines, waitListening, waitOutput } from './ready.js';
 import { BENCH_TOOLS, BPFREDIR_ADDON, BPFREDIR_CLI, BPF_OBJECT } from './paths.js';
 
 export interface Endpoint {
@@ -35,6 +35,8 @@ export interface StartContext {
   cpu?: number;
   nofile: number;
   bpfredir: BpfredirTuning;
+  /** Router topology: the redirector namespace's interfaces towards the client and the server. */
+  interfaces?: { client: string; server: string };
 }
 
 export interface RunningSystem {
@@ -47,7 +49,8 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-export type SystemKind = 'direct' | 'bpfredir' | 'peer';
+/** intercept: takes connections routed through the router to the server (router topology only). */
+export type SystemKind = 'direct' | 'bpfredir' | 'peer' | 'intercept';
 
 export interface SystemDef {
   name: string;
@@ -58,6 +61,11 @@ export interface SystemDef {
   command(ctx: StartContext): string[];
   /** A helper started beside it once it listens (e.g. a scraper); its CPU is not the system's. */
   sidecar?(ctx: StartContext): string[];
+  /** Commands run in its namespace before it starts, and after it stops (firewall and routing recipes). */
+  setup?(ctx: StartContext): string[][];
+  teardown?(ctx: StartContext): string[][];
+  /** Ready when `bpfredir status` answers (its sockets are private), not when a port listens. */
+  readyByStatus?: boolean;
 }
 
 const hostPort = (e: Endpoint) => `${e.host}:${e.port}`;
@@ -195,6 +203,90 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace', scraped = fals
   };
 }
 
+/** Where the bpfredir interception variants serve their admin socket's status, for readiness. */
+function bpfredirIntercept(name: string, transparent: boolean): SystemDef {
+  return {
+    name,
+    kind: 'intercept',
+    unavailable: bpfredirUnavailable,
+    readyByStatus: true,
+    command(ctx) {
+      const { client, server } = ctx.interfaces!;
+      const config = {
+        ...(ctx.bpfredir.sndbuf && { sndbuf: ctx.bpfredir.sndbuf }),
+        ...(ctx.bpfredir.budget && { budget: ctx.bpfredir.budget }),
+        ...(transparent && { interception: { return_interfaces: [server] } }),
+        rules: [
+          {
+            name: 'intercept',
+            intercept: `${ctx.target.host}/32`,
+            ports: ctx.target.port,
+            interfaces: [client],
+            target: 'original',
+            ...(transparent && { transparent_source: 'address' }),
+          },
+        ],
+      };
+      const { file } = configFile(ctx, 'bpfredir.json', JSON.stringify(config));
+      return [process.execPath, BPFREDIR_CLI, 'run', '--config', file, '--log-level', 'warn'];
+    },
+  };
+}
+
+/**
+ * HAProxy behind the classic TPROXY recipe (Documentation/networking/tproxy.rst): iptables
+ * marks packets of local sockets and diverts the service port to HAProxy's transparent
+ * listener, a policy route delivers marked packets locally, and `usesrc clientip` connects
+ * from the client's address. Splice on, as its fastest configuration.
+ */
+const TPROXY_MARK = '0x1';
+const TPROXY_TABLE = '100';
+const haproxyTproxy: SystemDef = {
+  name: 'haproxy-tproxy',
+  kind: 'intercept',
+  unavailable: () => (existsSync('/usr/sbin/haproxy') && existsSync('/usr/sbin/iptables') ? null : 'haproxy or iptables is not installed'),
+  setup: (ctx) => [
+    ['iptables', '-t', 'mangle', '-N', 'DIVERT'],
+    ['iptables', '-t', 'mangle', '-A', 'PREROUTING', '-p', 'tcp', '-m', 'socket', '-j', 'DIVERT'],
+    ['iptables', '-t', 'mangle', '-A', 'DIVERT', '-j', 'MARK', '--set-mark', TPROXY_MARK],
+    ['iptables', '-t', 'mangle', '-A', 'DIVERT', '-j', 'ACCEPT'],
+    ['iptables', '-t', 'mangle', '-A', 'PREROUTING', '-i', ctx.interfaces!.client, '-p', 'tcp', '--dport', String(ctx.target.port), '-j', 'TPROXY', '--tproxy-mark', `${TPROXY_MARK}/${TPROXY_MARK}`, '--on-port', String(ctx.listen.port)],
+    ['ip', 'rule', 'add', 'fwmark', TPROXY_MARK, 'lookup', TPROXY_TABLE],
+    ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', TPROXY_TABLE],
+  ],
+  teardown: () => [
+    ['iptables', '-t', 'mangle', '-F'],
+    ['iptables', '-t', 'mangle', '-X', 'DIVERT'],
+    ['ip', 'rule', 'del', 'fwmark', TPROXY_MARK, 'lookup', TPROXY_TABLE],
+    ['ip', 'route', 'flush', 'table', TPROXY_TABLE],
+  ],
+  command(ctx) {
+    const { file } = configFile(
+      ctx,
+      'haproxy.cfg',
+      [
+        'global',
+        `  maxconn ${Math.floor((ctx.nofile - RESERVED_FDS - 2 * HAPROXY_PIPES) / 2)}`,
+        `  maxpipes ${HAPROXY_PIPES}`,
+        'defaults',
+        '  mode tcp',
+        '  timeout connect 5s',
+        '  timeout client 10m',
+        '  timeout server 10m',
+        '  option splice-auto',
+        'frontend bench',
+        `  bind 0.0.0.0:${ctx.listen.port} transparent`,
+        '  default_backend upstream',
+        'backend upstream',
+        '  source 0.0.0.0 usesrc clientip',
+        `  server origin ${hostPort(ctx.target)}`,
+        '',
+      ].join('\n'),
+    );
+    return ['haproxy', '-db', '-f', file];
+  },
+};
+
 const direct: SystemDef = { name: 'direct', kind: 'direct', unavailable: () => null, command: () => [] };
 
 export const SYSTEMS: SystemDef[] = [
@@ -212,6 +304,10 @@ export const SYSTEMS: SystemDef[] = [
   rinetd,
   redir,
   socat,
+  // Router interception (router topology; "direct" there is plain forwarding).
+  bpfredirIntercept('bpfredir-intercept', false),
+  bpfredirIntercept('bpfredir-intercept-transparent', true),
+  haproxyTproxy,
 ];
 
 /**
@@ -237,8 +333,30 @@ export function resolveSystem(spec: string): SystemDef {
   return { ...base, name: spec, command: (ctx) => base.command({ ...ctx, bpfredir: { ...ctx.bpfredir, ...tuning } }) };
 }
 
+/** Resolves once `bpfredir status` answers in netns: its rules are applied. */
+async function waitStatus(netns: string, proc: Background, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const run = await runInNetns({ netns, argv: [process.execPath, BPFREDIR_CLI, 'status'] }, 5000);
+    if (run.code === 0) return;
+    if (proc.hasExited() || Date.now() > deadline) throw new Error(`bpfredir did not answer status within ${timeoutMs} ms: ${lastLines(run.stderr)} ${lastLines(proc.output())}`);
+    await sleep(100);
+  }
+}
+
 /** Start a redirector for one forward and wait until it listens. */
 export async function startSystem(system: SystemDef, ctx: StartContext): Promise<RunningSystem> {
+  const inNs = (argv: string[]) => sh(['ip', 'netns', 'exec', ctx.netns, ...argv]);
+  for (const argv of system.setup?.(ctx) ?? []) inNs(argv);
+  const undoSetup = () => {
+    for (const argv of system.teardown?.(ctx) ?? []) {
+      try {
+        inNs(argv);
+      } catch {
+        // best effort: the namespace goes at the end of the run anyway
+      }
+    }
+  };
   const group = createCpuGroup(system.name);
   const proc: Background = startBackground(system.name, { netns: ctx.netns, argv: system.command(ctx), cpu: ctx.cpu, nofile: ctx.nofile, cgroup: group?.path });
   let sidecar: Background | undefined;
@@ -246,9 +364,11 @@ export async function startSystem(system: SystemDef, ctx: StartContext): Promise
     await sidecar?.stop();
     await proc.stop();
     group?.remove();
+    undoSetup();
   };
   try {
-    await waitListening(ctx.netns, ctx.listen.port, proc);
+    if (system.readyByStatus) await waitStatus(ctx.netns, proc);
+    else await waitListening(ctx.netns, ctx.listen.port, proc);
     if (system.sidecar) {
       sidecar = startBackground(`${system.name} sidecar`, { netns: ctx.netns, argv: system.sidecar(ctx) });
       await waitOutput(sidecar, /^scraping$/m, 10_000);
@@ -258,7 +378,8 @@ export async function startSystem(system: SystemDef, ctx: StartContext): Promise
     throw err;
   }
   return {
-    endpoint: ctx.listen,
+    // Intercepting systems take the client's own connection to the server.
+    endpoint: system.kind === 'intercept' ? ctx.target : ctx.listen,
     roots: [proc.pid],
     cpuSeconds: group ? group.cpuSeconds : () => treeCpuSeconds([proc.pid]),
     stop: stopAll,

@@ -1,4 +1,4 @@
-/** The targets of issue #3, checked against one run's figures for bpfredir's in-kernel path. */
+/** The targets of issues #3 and #12, checked against one run's figures for bpfredir's in-kernel path. */
 import { Figure, lookup } from './summary.js';
 
 export interface TargetCheck {
@@ -95,6 +95,31 @@ export function checkTargets(figures: Figure[]): TargetCheck[] {
       [get(topology, 'soak', 'inFlightGrowthMB'), get(topology, 'soak', 'inFlightPeakMB'), get(topology, 'soak', 'memDropMaxMB')],
       ([g, p, d]) => `growth ${fmt(g.median, 1)} MB, peak ${fmt(p.median, 1)} MB in flight; MemAvailable drop ${fmt(d.median, 0)} MB`,
       ([g]) => g.median < 16,
+    );
+  }
+
+  // Router interception (issue 12): plain forwarding is "direct" in the router topology.
+  for (const system of ['bpfredir-intercept', 'bpfredir-intercept-transparent']) {
+    for (const workload of ['tcp-1', 'tcp-1-reverse']) {
+      const [me, direct, tproxy] = [get('router', workload, 'gbps', system), get('router', workload, 'gbps', 'direct'), get('router', workload, 'gbps', 'haproxy-tproxy')];
+      add(
+        `router ${system} ${workload}: ≥ 1.2 × HAProxy-TPROXY`,
+        [me, tproxy],
+        ([m, h]) => `${fmt(m.median)} / ${fmt(h.median)} Gbit/s = ${fmt(m.median / h.median)} ×`,
+        ([m, h]) => m.median >= 1.2 * h.median,
+      );
+      add(
+        `router ${system} ${workload}: ≥ 0.7 × plain forwarding`,
+        [me, direct],
+        ([m, d]) => `${fmt(m.median)} / ${fmt(d.median)} Gbit/s = ${fmt(m.median / d.median)} ×`,
+        ([m, d]) => m.median >= 0.7 * d.median,
+      );
+    }
+    add(
+      `router ${system} machine CPU-s/GB over plain forwarding: < HAProxy-TPROXY's`,
+      [get('router', 'tcp-1', 'machineCpuOverDirect', system), get('router', 'tcp-1', 'machineCpuOverDirect', 'haproxy-tproxy')],
+      ([m, h]) => `${fmt(m.median)} vs ${fmt(h.median)}`,
+      ([m, h]) => m.median < h.median,
     );
   }
 

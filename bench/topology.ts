@@ -21,6 +21,8 @@ export interface Topology {
   serverAddr: string;
   /** Where a redirector listens (inside redirectorNs); the client connects here. */
   proxyAddr: string;
+  /** Router only: the redirector namespace's interfaces towards the client and the server. */
+  interfaces?: { client: string; server: string };
   destroy(): void;
 }
 
@@ -78,6 +80,7 @@ export function createTopology(kind: TopologyKind): Topology {
     serverNs: s,
     serverAddr: '10.99.2.2',
     proxyAddr: '10.99.1.1',
+    interfaces: { client: 'to-client', server: 'to-server' },
     destroy: () => removers.reverse().forEach((remove) => remove()),
   };
 }

@@ -1,6 +1,6 @@
 /** What every workload looks like, and the helper that sets up server + redirector around one test. */
 import type { BenchOptions } from '../options.js';
-import type { Topology } from '../topology.js';
+import type { Topology, TopologyKind } from '../topology.js';
 import { Endpoint, RunningSystem, SystemDef, startSystem } from '../systems.js';
 import { Background, hardNofileLimit } from '../proc.js';
 import { PROXY_PORT_OFFSET, SERVICE_PORTS, Service, startServer } from '../servers.js';
@@ -21,6 +21,15 @@ export function scheduled(w: Workload, round: number, topologyIndex: number): bo
   if (w.repeat === 'first-round') return round === 1;
   if (w.repeat === 'once') return round === 1 && topologyIndex === 0;
   return true;
+}
+
+/** What an intercepting system is measured on: bulk streams and connection rate, in the router topology. */
+const INTERCEPT_WORKLOADS = ['tcp-1', 'tcp-1-reverse', 'tcp-8', 'connrate'];
+
+/** Whether system runs workload in topology (applicability and the intercepting systems' limits). */
+export function runsIn(w: Workload, system: SystemDef, topology: TopologyKind): boolean {
+  if (!w.appliesTo(system)) return false;
+  return system.kind !== 'intercept' || (topology === 'router' && INTERCEPT_WORKLOADS.includes(w.name));
 }
 
 export interface Workload {
@@ -67,6 +76,7 @@ export async function withForward<T>(ctx: WorkloadContext, service: Service, cpu
       cpu,
       nofile: NOFILE,
       bpfredir: { sndbuf: ctx.options.sndbuf, budget: ctx.options.budget },
+      ...(topology.interfaces && { interfaces: topology.interfaces }),
     });
     return await fn({ ...redirector, server });
   } finally {
