@@ -203,13 +203,31 @@ function bpfredir(name: string, datapath: 'splice' | 'userspace', scraped = fals
   };
 }
 
-/** Where the bpfredir interception variants serve their admin socket's status, for readiness. */
+/**
+ * A transparent-source proxy leaves its closed upstream connections in TIME_WAIT on the router,
+ * bound to the client's address and port; for 60 s a plain forwarded connection that reuses
+ * that 4-tuple is dropped (early demux finds the local socket, ip_forward refuses it). So that
+ * one system's run cannot fail the next one's (plain forwarding's connrate did), the router
+ * keeps no TIME_WAIT while a transparent system runs: the same for bpfredir and HAProxy.
+ */
+const TW_BUCKETS = 'net.ipv4.tcp_max_tw_buckets';
+const savedTwBuckets = new Map<string, string>();
+const noTimeWait = {
+  setup: (ctx: StartContext): string[][] => {
+    savedTwBuckets.set(ctx.netns, sh(['ip', 'netns', 'exec', ctx.netns, 'sysctl', '-n', TW_BUCKETS]).trim());
+    return [['sysctl', '-qw', `${TW_BUCKETS}=0`]];
+  },
+  teardown: (ctx: StartContext): string[][] => [['sysctl', '-qw', `${TW_BUCKETS}=${savedTwBuckets.get(ctx.netns) ?? '262144'}`]],
+};
+
+/** bpfredir run with one intercept rule for the service, to the original destination. */
 function bpfredirIntercept(name: string, transparent: boolean): SystemDef {
   return {
     name,
     kind: 'intercept',
     unavailable: bpfredirUnavailable,
     readyByStatus: true,
+    ...(transparent && noTimeWait),
     command(ctx) {
       const { client, server } = ctx.interfaces!;
       const config = {
@@ -246,6 +264,7 @@ const haproxyTproxy: SystemDef = {
   kind: 'intercept',
   unavailable: () => (existsSync('/usr/sbin/haproxy') && existsSync('/usr/sbin/iptables') ? null : 'haproxy or iptables is not installed'),
   setup: (ctx) => [
+    ...noTimeWait.setup(ctx),
     ['iptables', '-t', 'mangle', '-N', 'DIVERT'],
     ['iptables', '-t', 'mangle', '-A', 'PREROUTING', '-p', 'tcp', '-m', 'socket', '-j', 'DIVERT'],
     ['iptables', '-t', 'mangle', '-A', 'DIVERT', '-j', 'MARK', '--set-mark', TPROXY_MARK],
@@ -254,7 +273,8 @@ const haproxyTproxy: SystemDef = {
     ['ip', 'rule', 'add', 'fwmark', TPROXY_MARK, 'lookup', TPROXY_TABLE],
     ['ip', 'route', 'add', 'local', '0.0.0.0/0', 'dev', 'lo', 'table', TPROXY_TABLE],
   ],
-  teardown: () => [
+  teardown: (ctx) => [
+    ...noTimeWait.teardown(ctx),
     ['iptables', '-t', 'mangle', '-F'],
     ['iptables', '-t', 'mangle', '-X', 'DIVERT'],
     ['ip', 'rule', 'del', 'fwmark', TPROXY_MARK, 'lookup', TPROXY_TABLE],

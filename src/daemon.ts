@@ -44,7 +44,7 @@ import { needsLoopGuard } from './rules/loop-guard.js';
 import { lockNetns, type NetnsLock } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { bindingsTrie, Steering } from './steering.js';
-import { Interception, needsInterception, type InterceptionReport } from './interception.js';
+import { Interception, needsInterception, removeLeftovers, type InterceptionReport } from './interception.js';
 import { listeningInodes, socketOwner } from './proxy-socket.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
@@ -437,6 +437,15 @@ class RunningDaemon implements Daemon {
     this.interception.apply(next, ids);
   }
 
+  /** Under the netns lock: a killed instance's policy rule and route go, intercepting or not. */
+  private removeInterceptionLeftovers(): void {
+    try {
+      removeLeftovers(this.native, this.options.logger ?? silentLogger);
+    } catch (err) {
+      this.options.logger?.warn(`interception: could not remove the policy routing an earlier run left: ${errorMessage(err)}`);
+    }
+  }
+
   private stopInterception(): void {
     this.interception?.stop();
     this.interception = undefined;
@@ -479,6 +488,7 @@ class RunningDaemon implements Daemon {
         const lock = (this.lock = lockNetns(this.native, this.netnsInode, this.options.runDir));
         steps.push('release the netns lock', () => lock.release());
       }
+      this.removeInterceptionLeftovers();
       const object = this.object ?? (await loadObject(this.native, this.options.objectPath ?? DEFAULT_OBJECT_PATH));
       if (!this.object) steps.push('close BPF object', () => object.close());
       const linkId = object.attachSkLookup(PROGRAMS.steer);

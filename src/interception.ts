@@ -5,9 +5,9 @@
  * the intercepts trie. Set up by the first config that intercepts (or asks for
  * a transparent source), removed by stop() or when no rule needs it any more.
  *
- * The rule and the routes carry ROUTE_PROTOCOL, so the next start removes
- * what a killed instance left (under the netns lock: no live instance owns
- * them). TC programs are tcx links: they go with the process.
+ * The rule and the routes carry ROUTE_PROTOCOL, so the next start that takes
+ * the netns lock removes what a killed instance left (removeLeftovers: no live
+ * instance owns them then). TC programs are tcx links: they go with the process.
  */
 import { encodeInterceptKey, encodeInterceptSettings, INTERCEPT_KEY_SIZE, LAYOUTS, MAPS, PROGRAMS } from './abi.js';
 import type { Config, InterceptRule, InterceptionSettings } from './config/types.js';
@@ -116,9 +116,8 @@ export class Interception {
     this.trie = new Steering(native, maps, interceptTrie(settings.mark));
   }
 
-  /** Policy rule and routes, after removing leftovers and checking for clashes. Undone on failure. */
+  /** Policy rule and routes, after checking for clashes (the daemon removed leftovers under the netns lock). Undone on failure. */
   static start(native: RawBinding, object: RawBpfObject, settings: InterceptionSettings, logger: Logger): Interception {
-    removeLeftovers(native, logger);
     checkClashes(native, settings);
     const interception = new Interception(native, object, settings, logger);
     try {
