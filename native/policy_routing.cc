@@ -101,7 +101,7 @@ void ChangeRule(uint16_t type, uint16_t flags, const PolicyRule& rule) {
   Message<fib_rule_hdr> msg(type, NLM_F_ACK | flags);
   msg.fixed.family = static_cast<uint8_t>(rule.family);
   msg.fixed.action = FR_ACT_TO_TBL;
-  msg.fixed.table = rule.table < 256 ? static_cast<uint8_t>(rule.table) : RT_TABLE_UNSPEC;
+  msg.fixed.table = rule.table < 256 ? static_cast<uint8_t>(rule.table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   msg.PutU32(FRA_TABLE, rule.table);
   msg.PutU32(FRA_PRIORITY, rule.priority);
   msg.PutU32(FRA_FWMARK, rule.mark);
@@ -114,7 +114,7 @@ void ChangeLocalDefault(uint16_t type, uint16_t flags, int family, uint32_t tabl
   Message<rtmsg> msg(type, NLM_F_ACK | flags);
   msg.fixed.rtm_family = static_cast<uint8_t>(family);
   msg.fixed.rtm_dst_len = 0;
-  msg.fixed.rtm_table = table < 256 ? static_cast<uint8_t>(table) : RT_TABLE_UNSPEC;
+  msg.fixed.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   msg.fixed.rtm_protocol = protocol;
   msg.fixed.rtm_scope = RT_SCOPE_HOST;
   msg.fixed.rtm_type = RTN_LOCAL;
