@@ -44,7 +44,7 @@ import { needsLoopGuard } from './rules/loop-guard.js';
 import { lockNetns, type NetnsLock } from './netns-lock.js';
 import { explainListenFailure, explainStartFailure, loadObject } from './start-errors.js';
 import { bindingsTrie, Steering } from './steering.js';
-import { Interception, needsInterception, removeLeftovers, type InterceptionReport } from './interception.js';
+import { Interception, intercepting, needsInterception, removeLeftovers, type InterceptionReport } from './interception.js';
 import { listeningInodes, socketOwner } from './proxy-socket.js';
 
 export const DEFAULT_OBJECT_PATH = fileURLToPath(new URL('../../build/bpf/bpfredir.bpf.o', import.meta.url));
@@ -142,6 +142,7 @@ export interface DrainReport {
 }
 
 const DRAIN_POLL_MS = 50;
+const INTERCEPTION_DRAIN_POLL_MS = 1000;
 
 interface Internals {
   native: RawBinding;
@@ -213,6 +214,8 @@ class RunningDaemon implements Daemon {
   private readonly ids = new RuleIds();
   private steeringState: SteeringState | undefined;
   private interception: Interception | undefined;
+  /** Set while the last intercepting rules' connections drain: the routing goes when none is left. */
+  private interceptionRetiring: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(
@@ -301,6 +304,7 @@ class RunningDaemon implements Daemon {
 
   async apply(next: Config): Promise<ApplyReport> {
     const diff = diffRules(this.config, next);
+    const interceptingIds = this.config.rules.filter(intercepting).map((r) => this.byName.get(r.name)!.ruleId);
     // Rules whose listener needs the loop guard now and did not before (or the reverse) get a new one.
     const guard = (rule: Rule) => rule.targets.some((t) => needsLoopGuard(next, t));
     const moved = [
@@ -381,7 +385,7 @@ class RunningDaemon implements Daemon {
     }
     if (leavingPorts.length || guardedNow.length) this.applyBindings(next, ids, opened, []);
     this.commitLists();
-    if (this.interception && !needsInterception(next)) this.stopInterception();
+    if (this.interception && !needsInterception(next)) this.retireInterception(interceptingIds);
     for (const l of opened) this.byName.set(l.rule.name, l);
     for (const rule of next.rules) this.byName.get(rule.name)!.rule = rule;
     this.ids.commit(planned);
@@ -430,6 +434,8 @@ class RunningDaemon implements Daemon {
   /** The intercepts trie and TC programs of next; the policy routing with the first config that needs it. */
   private applyInterception(next: Config, ids: ReadonlyMap<string, number>): void {
     if (!needsInterception(next)) return;
+    clearInterval(this.interceptionRetiring); // intercepting again: what is there stays
+    this.interceptionRetiring = undefined;
     if (!this.interception) {
       this.interception = Interception.start(this.native, this.steeringState!.object, next.interception, this.options.logger ?? silentLogger);
       this.undo.push('remove interception', () => this.stopInterception());
@@ -446,7 +452,30 @@ class RunningDaemon implements Daemon {
     }
   }
 
+  /**
+   * The last intercepting rule went: no new flows, but the TC program and the routing stay until
+   * those rules' open connections have ended (their packets must still be delivered here).
+   */
+  private retireInterception(ruleIds: readonly number[]): void {
+    if (this.interceptionRetiring) return;
+    this.interception!.retire();
+    const open = () =>
+      this.engine
+        .ruleStats()
+        .filter((r) => ruleIds.includes(r.ruleId))
+        .reduce((n, r) => n + r.connecting + Object.values(r.active).reduce((a, b) => a + b, 0), 0);
+    const check = () => {
+      if (open() > 0) return;
+      this.stopInterception();
+    };
+    this.interceptionRetiring = setInterval(check, INTERCEPTION_DRAIN_POLL_MS);
+    this.interceptionRetiring.unref();
+    check();
+  }
+
   private stopInterception(): void {
+    clearInterval(this.interceptionRetiring);
+    this.interceptionRetiring = undefined;
     this.interception?.stop();
     this.interception = undefined;
   }

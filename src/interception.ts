@@ -10,7 +10,7 @@
  * instance owns them then). TC programs are tcx links: they go with the process.
  */
 import { encodeInterceptKey, encodeInterceptSettings, INTERCEPT_KEY_SIZE, LAYOUTS, MAPS, PROGRAMS } from './abi.js';
-import type { Config, InterceptRule, InterceptionSettings } from './config/types.js';
+import type { Config, InterceptRule, InterceptionSettings, Rule } from './config/types.js';
 import { BpfredirError, errorMessage } from './errors.js';
 import type { Logger } from './log.js';
 import type { RawBinding, RawBpfObject } from './native/index.js';
@@ -37,8 +37,11 @@ type PolicyOps = Pick<RawBinding, 'listPolicyRules' | 'addPolicyRule' | 'deleteP
 
 /** Whether a config needs any of it: an intercept rule, or replies to catch for a transparent source. */
 export function needsInterception(config: Pick<Config, 'rules'>): boolean {
-  return config.rules.some((r) => r.kind === 'intercept' || r.transparentSource !== undefined);
+  return config.rules.some(intercepting);
 }
+
+/** A rule whose connections need the TC program and the policy routing. */
+export const intercepting = (rule: Rule): boolean => rule.kind === 'intercept' || rule.transparentSource !== undefined;
 
 const hex = (n: number) => `0x${n.toString(16)}`;
 
@@ -193,6 +196,11 @@ export class Interception {
     } catch (err) {
       this.logger.warn(`interception: detaching the TC program from ${name}: ${errorMessage(err)}`);
     }
+  }
+
+  /** No new flows (an empty trie); the TC links and the routing stay for the open ones. */
+  retire(): void {
+    this.trie.apply({ bindings: [], portBitsMask: 0 });
   }
 
   report(): InterceptionReport {

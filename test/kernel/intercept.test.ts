@@ -22,6 +22,7 @@ import { runClient, startServer, type TrafficServer } from '../helpers/traffic.j
 const skip = bpfSkipReason();
 const PORT = 8080;
 const OTHER_PORT = 9090;
+const SLOW_PORT = 8082;
 
 function veth(a: Netns, aName: string, b: Netns, bName: string): void {
   a.run('ip', ['link', 'add', aName, 'type', 'veth', 'peer', 'name', bName, 'netns', b.name]);
@@ -235,7 +236,7 @@ describe('router interception', { skip }, () => {
     }
   });
 
-  test('stop, SIGKILL and restart, and a reload without intercept rules leave nothing behind', async () => {
+  test('stop, SIGKILL and restart, and a reload without intercept rules (once its open connection ended) leave nothing behind', async () => {
     assert.deepEqual(leftovers(), { rules: true, routes: true, tc: true });
     await proxy!.stop();
     proxy = undefined;
@@ -251,9 +252,24 @@ describe('router interception', { skip }, () => {
     assert.ok(proxy!.logs.some((l) => /left by an earlier run/.test(l.msg)), 'the restart removed the stale rule');
     assert.equal(hostOf((await exchange('10.77.2.2')).remote), '10.77.2.1', 'intercepted again');
 
+    // A connection open while the last intercept rule goes keeps flowing; then everything goes.
+    writeConfig({ ports: [PORT, SLOW_PORT] });
+    await reload();
+    const slowServer = await startServer(server, { mode: 'slow', host: '::', port: SLOW_PORT, rate: 512 * 1024 });
+    servers.push(slowServer);
+    const slowClient = runClient(client, { host: '10.77.2.2', port: SLOW_PORT, bytes: 2 * 1024 * 1024, timeoutMs: slow(30_000) });
+    await new Promise((r) => setTimeout(r, slow(1000)));
     writeFileSync(join(dir, 'config.json'), JSON.stringify({ rules: [{ name: 'plain', listen: '127.0.0.1:7000', target: '127.0.0.1:7001' }] }));
     await reload();
-    assert.deepEqual(leftovers(), { rules: false, routes: false, tc: false }, 'clean after the last intercept rule went');
+    assert.deepEqual(leftovers(), { rules: true, routes: true, tc: true }, 'kept while an intercepted connection is open');
+    const done = await slowClient;
+    assert.equal(done.error, undefined);
+    const slowSeen = await slowServer.nextReport(slow(10_000));
+    assert.equal(slowSeen.recvSha, done.sentSha, 'the open connection finished intact after the reload');
+    assert.equal(hostOf(slowSeen.remote), '10.77.2.1', 'it was the intercepted one');
+    const deadline = Date.now() + slow(5000);
+    while (leftovers().rules && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    assert.deepEqual(leftovers(), { rules: false, routes: false, tc: false }, 'clean once it ended');
     assert.equal(hostOf((await exchange('10.77.2.2')).remote), '10.77.1.2');
   });
 });
