@@ -19,7 +19,7 @@ import { MAX_ENGINE_THREADS, type Config, type DatapathChoice, type Rule, type S
 import { effectiveCapabilities, withCapabilities } from './capabilities.js';
 import { chooseDatapath, type DatapathDecision } from './datapath.js';
 import { BpfredirError, errorMessage } from './errors.js';
-import { logEngineEvent } from './engine-log.js';
+import { logEngineEvent, transparentTimeoutHint } from './engine-log.js';
 import { silentLogger, type Logger } from './log.js';
 import {
   loadNative,
@@ -672,6 +672,13 @@ function upstreamOptions(rule: Rule): Required<Pick<ListenerOptions, 'proxyProto
   };
 }
 
+/** A transparent-source rule's connect that timed out: its replies most likely went elsewhere. */
+function connectHint(daemon: RunningDaemon | undefined, names: ReadonlyMap<number, string>, event: EngineEvent): string | undefined {
+  if (event.code !== 'ETIMEDOUT' && event.reason !== 'connect_timeout') return undefined;
+  const rule = daemon?.config.rules.find((r) => r.name === names.get(event.ruleId));
+  return rule?.transparentSource ? transparentTimeoutHint(event) : undefined;
+}
+
 export async function startDaemon(config: Config, options: DaemonOptions = {}): Promise<Daemon> {
   const logger = options.logger ?? silentLogger;
   const native = options.native ?? loadNative();
@@ -694,6 +701,7 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
       object.attachVerdict(PROGRAMS.verdict, MAPS.spliceActive);
     }
     const names = new Map<number, string>();
+    let daemonRef: RunningDaemon | undefined;
     const threads = engineThreads(config.threads);
     const engine: RawEngine = new native.Engine({
       maps:
@@ -709,13 +717,13 @@ export async function startDaemon(config: Config, options: DaemonOptions = {}): 
       connectionEvents: options.connectionEvents ?? true,
       threads,
       onEvents: (events) => {
-        events.forEach((e) => logEngineEvent(logger, e, names));
+        events.forEach((e) => logEngineEvent(logger, e, names, (event) => connectHint(daemonRef, names, event)));
         options.onEvents?.(events);
       },
     });
     undo.push('close engine', () => engine.close());
 
-    const daemon = new RunningDaemon(native, engine, object, decision, netnsInode, undo, { ...options, capabilities }, names, lock, config, threads, probe, probed);
+    const daemon = (daemonRef = new RunningDaemon(native, engine, object, decision, netnsInode, undo, { ...options, capabilities }, names, lock, config, threads, probe, probed));
     await daemon.apply(config);
     internals.set(daemon, { native, ruleStatsFd: () => daemon.ruleStatsFd() });
     return daemon;

@@ -2,7 +2,14 @@
 import type { Logger } from './log.js';
 import type { EngineEvent } from './native/index.js';
 
-export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyMap<number, string>): void {
+/** What a timed-out connect of a transparent-source rule most likely means, for its log line. */
+export function transparentTimeoutHint(event: EngineEvent): string {
+  const client = event.client?.replace(/:\d+$/, '') ?? 'the client';
+  return `no reply to ${client}: with transparent_source the target's replies must be routed back through this machine (check the target's route to ${client}, and interception: return_interfaces)`;
+}
+
+/** hint: one more sentence for a failed connect, when the rule's settings explain it. */
+export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: ReadonlyMap<number, string>, hint?: (event: EngineEvent) => string | undefined): void {
   const fields = {
     rule: ruleNames.get(event.ruleId) ?? event.ruleId,
     conn: event.connId,
@@ -15,8 +22,10 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
       return logger.info('connected', { ...fields, datapath: event.datapath });
     case 'target_failed':
       return logger.warn('target_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
-    case 'connect_failed':
-      return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message });
+    case 'connect_failed': {
+      const why = hint?.(event);
+      return logger.warn('connect_failed', { ...fields, code: event.code ?? event.reason, message: event.message, ...(why && { hint: why }) });
+    }
     case 'closed':
       return logger.info('closed', {
         ...fields,

@@ -177,6 +177,23 @@ describe('router interception', { skip }, () => {
     await reload();
   });
 
+  test('transparent source with no route back: the connect times out with a line saying why', async () => {
+    writeConfig({ transparent_source: 'address', connect_timeout: '1s' });
+    await reload();
+    server.run('ip', ['route', 'del', 'default']);
+    try {
+      const count = proxy!.logs.length;
+      const report = await runClient(client, { host: '10.77.2.2', port: PORT, bytes: 1024, timeoutMs: slow(10_000) });
+      assert.equal(report.recvBytes, 0, 'nothing came back: the client was reset');
+      const line = await proxy!.waitForLog((l) => proxy!.logs.indexOf(l) >= count && l.msg === 'connect_failed', slow(5000));
+      assert.match(String(line.hint), /no reply to 10\.77\.1\.2: with transparent_source the target's replies must be routed back through this machine/);
+    } finally {
+      server.run('ip', ['route', 'add', 'default', 'via', '10.77.2.1']);
+    }
+    writeConfig();
+    await reload();
+  });
+
   test("target: socket — HAProxy's own listener takes the connections and finds the original destination", async () => {
     const cfg = join(dir, 'haproxy.cfg');
     writeFileSync(

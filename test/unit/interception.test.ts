@@ -7,7 +7,8 @@ import { parseConfigText } from '../../src/config/load.js';
 import type { InterceptRule } from '../../src/config/types.js';
 import { checkClashes, compileIntercepts, removeLeftovers, ROUTE_PROTOCOL } from '../../src/interception.js';
 import { silentLogger } from '../../src/log.js';
-import type { PolicyRule } from '../../src/native/index.js';
+import type { EngineEvent, PolicyRule } from '../../src/native/index.js';
+import { transparentTimeoutHint } from '../../src/engine-log.js';
 import { listeningInodes, socketOwner } from '../../src/proxy-socket.js';
 import { configProblems } from '../helpers/problems.js';
 
@@ -140,4 +141,9 @@ test('a listening socket is found by address in /proc/net/tcp and by inode in /p
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a timed-out transparent connect names the route back', () => {
+  const hint = transparentTimeoutHint({ type: 'connect_failed', ruleId: 1, connId: 1, client: '10.1.0.2:40000', code: 'ETIMEDOUT' } as EngineEvent);
+  assert.equal(hint, "no reply to 10.1.0.2: with transparent_source the target's replies must be routed back through this machine (check the target's route to 10.1.0.2, and interception: return_interfaces)");
 });
