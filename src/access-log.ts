@@ -59,14 +59,17 @@ export interface RuleEnds {
 }
 
 /** What a log line says about the rule: the listen address (a steering rule's original destination) and the target. */
+const portOf = (hostPort: string | undefined) => Number(/:(\d+)$/.exec(hostPort ?? '')?.[1] ?? 0);
+
 export function ruleEnds(rule: Rule, event: EngineEvent): RuleEnds {
-  // The target the connection went to (the first before it connected), as the config wrote it.
+  // The target the connection went to (the first before it connected), as the config wrote it;
+  // a rule without targets (target: original or socket) went where the event says.
   const index = Math.max(0, rule.targets.findIndex((t) => event.upstream === formatEndpoint(t)));
-  const target = rule.targets[index]!;
-  const toHost = rule.written?.targetHosts[index] ?? target.host;
-  if (rule.kind === 'listen') return { fromHost: rule.written?.listenHost ?? rule.listen.host, fromPort: rule.listen.port, toHost, toPort: target.port };
-  const dst = event.originalDst ?? '?:0';
-  return { fromHost: addressOf(dst), fromPort: Number(/:(\d+)$/.exec(dst)?.[1] ?? 0), toHost, toPort: target.port };
+  const target = rule.targets[index];
+  const toHost = target ? (rule.written?.targetHosts[index] ?? target.host) : addressOf(event.upstream ?? event.originalDst);
+  const toPort = target ? target.port : portOf(event.upstream ?? event.originalDst);
+  if (rule.kind === 'listen') return { fromHost: rule.written?.listenHost ?? rule.listen.host, fromPort: rule.listen.port, toHost, toPort };
+  return { fromHost: addressOf(event.originalDst ?? '?:0'), fromPort: portOf(event.originalDst), toHost, toPort };
 }
 
 export function formatAccessLine(format: AccessLogFormat, event: EngineEvent, ends: RuleEnds, at: Date): string | undefined {

@@ -78,3 +78,9 @@ test("redir's --loglevel words map onto bpfredir's three levels", () => {
   const level = (loglevel?: 'none' | 'err' | 'notice' | 'info' | 'debug') => effectiveLogLevel({ 'log-level': 'info', ...(loglevel && { loglevel }) });
   assert.deepEqual([level('none'), level('err'), level('notice'), level('info'), level('debug'), level()], ['error', 'error', 'warn', 'info', 'info', 'info']);
 });
+
+test('a rule without targets (target: original) logs where the connection went', () => {
+  const config = configFromObject({ rules: [{ name: 'web', intercept: '10.2.0.0/16', ports: 80, interfaces: ['eth1'], target: 'original' }] }, 'cfg');
+  const event = { type: 'connected', ruleId: 1, connId: 1, client: '10.1.0.2:40000', originalDst: '10.2.0.5:80', upstream: '10.2.0.5:80' } as EngineEvent;
+  assert.deepEqual(ruleEnds(config.rules[0]!, event), { fromHost: '10.2.0.5', fromPort: 80, toHost: '10.2.0.5', toPort: 80 });
+});
