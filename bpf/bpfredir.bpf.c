@@ -141,6 +141,23 @@ static __always_inline struct rule_stats *stats_of(__u32 rule_id)
  * variable offset, which the verifier rejects for the context pointer. */
 #define ctx_load(x) ({ __u32 __v = (x); asm volatile("" : "+r"(__v)); __v; })
 
+/* out ← an IPv4 address as IPv4-mapped IPv6 (the maps' one form for both families). */
+static __always_inline void map_ipv4(__u8 *out, __u32 addr)
+{
+	__u32 *w = (__u32 *)out;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0x0000ffff);
+	w[3] = addr;
+}
+
+/* The first port of a port_bits-wide block (network byte order), as bindings keys hold it. */
+static __always_inline __u16 port_block(__u16 host_port, int bits)
+{
+	return bpf_htons(bits ? (__u16)(host_port & (0xffffu << (16 - bits))) : 0);
+}
+
 /* addr ← one end of the connection (the ctx fields ip4/ip6: local_ or remote_),
  * IPv4 as IPv4-mapped IPv6; -1 for another family. */
 #define LOAD_MAPPED(ctx, addr, ip4, ip6) ({					\
@@ -148,10 +165,7 @@ static __always_inline struct rule_stats *stats_of(__u32 rule_id)
 	int __err = 0;								\
 	__u32 __family = ctx_load((ctx)->family);				\
 	if (__family == AF_INET) {						\
-		__w[0] = 0;							\
-		__w[1] = 0;							\
-		__w[2] = bpf_htonl(0x0000ffff);					\
-		__w[3] = ctx_load((ctx)->ip4);					\
+		map_ipv4((__u8 *)__w, ctx_load((ctx)->ip4));			\
 	} else if (__family == AF_INET6) {					\
 		__w[0] = ctx_load((ctx)->ip6[0]);				\
 		__w[1] = ctx_load((ctx)->ip6[1]);				\
@@ -258,13 +272,11 @@ static __always_inline struct bind_value *best_binding(struct bpf_sk_lookup *ctx
 
 	for (int bits = 16; bits >= 0; bits--) {
 		struct bind_value *v;
-		__u16 host_port;
 
 		if (!(mask & (1u << bits)))
 			continue;
-		host_port = bits ? (__u16)(ctx->local_port & (0xffffu << (16 - bits))) : 0;
 		key.port_bits = bits;
-		key.port = bpf_htons(host_port);
+		key.port = port_block(ctx->local_port, bits);
 		v = bpf_map_lookup_elem(&bindings, &key);
 		/* Strictly longer only: at equal prefix the earlier (narrower) port block wins. */
 		if (v && (!best || v->addr_prefixlen > best->addr_prefixlen))
@@ -522,16 +534,6 @@ struct packet {
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_ACK 0x10
 
-static __always_inline void map_ipv4(__u8 *out, __u32 addr)
-{
-	__u32 *w = (__u32 *)out;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = addr;
-}
-
 static __always_inline int tcp_ports(struct packet *p, struct tcphdr *tcp, void *end)
 {
 	if ((void *)(tcp + 1) > end)
@@ -646,7 +648,7 @@ static __always_inline __u32 intercept_rule(struct __sk_buff *skb, struct packet
 		if (!(mask & (1u << bits)))
 			continue;
 		key.port_bits = bits;
-		key.port = bpf_htons(bits ? (__u16)(port & (0xffffu << (16 - bits))) : 0);
+		key.port = port_block(port, bits);
 		v = bpf_map_lookup_elem(&intercepts, &key);
 		if (v && (!best || v->addr_prefixlen > best->addr_prefixlen))
 			best = v;
