@@ -43,7 +43,8 @@ export function needsInterception(config: Pick<Config, 'rules'>): boolean {
 /** A rule whose connections need the TC program and the policy routing. */
 export const intercepting = (rule: Rule): boolean => rule.kind === 'intercept' || rule.transparentSource !== undefined;
 
-const hex = (n: number) => `0x${n.toString(16)}`;
+/** A mark or mask as ip rule writes it. */
+export const hex = (n: number) => `0x${n.toString(16)}`;
 
 /** Remove what an earlier instance in this netns left: ours by protocol tag. */
 export function removeLeftovers(ops: PolicyOps, logger: Logger): void {

@@ -6,6 +6,7 @@ import type { Daemon, ApplyReport } from '../daemon.js';
 import { describeDecision } from '../datapath.js';
 import { BpfredirError, errorMessage } from '../errors.js';
 import type { Reloader } from '../reloader.js';
+import { hex } from '../interception.js';
 import { VERSION } from '../version.js';
 import { ruleReport, sourceLists } from './rule-report.js';
 import type { AdminSource, ConnectionReport, ReloadResult, RuleReport, StatusReport } from './types.js';
@@ -58,7 +59,7 @@ export function daemonSource({ daemon, reloader, startedAt }: DaemonSourceOption
         rules: daemon.config.rules.length,
         targets: targetCounts(daemon),
         ...(sources && { sources }),
-        ...(interception && { interception: { ...interception, mark: `0x${interception.mark.toString(16)}` } }),
+        ...(interception && { interception: { ...interception, mark: hex(interception.mark) } }),
         connections,
         pauses: { now: rules.reduce((n, r) => n + r.paused, 0), total: rules.reduce((n, r) => n + r.pauses, 0) },
         lastReload: last ? { at: last.at.toISOString(), ok: last.ok, ...(last.errors && { error: last.errors.join('; ') }) } : null,

@@ -2,6 +2,7 @@
  * What a reload changes: the running config against the new one, rule by rule,
  * matched by name. Pure; the daemon carries it out (docs/ARCHITECTURE.md, Reload).
  */
+import { hex } from '../interception.js';
 import type { Config, Endpoint, Rule } from '../config/types.js';
 import { formatEndpoint } from '../config/fields.js';
 
@@ -65,7 +66,7 @@ export function diffRules(running: Config, next: Config): RuleDiff {
   for (const key of RESTART_SETTINGS) {
     if (running[key] !== next[key]) diff.restartNeeded.push(`${SETTING_NAMES[key]}: ${running[key]} → ${next[key]}`);
   }
-  const routing = (c: Config) => `mark 0x${c.interception.mark.toString(16)}, table ${c.interception.table}, priority ${c.interception.priority}`;
+  const routing = (c: Config) => `mark ${hex(c.interception.mark)}, table ${c.interception.table}, priority ${c.interception.priority}`;
   if (routing(running) !== routing(next)) diff.restartNeeded.push(`interception: ${routing(running)} → ${routing(next)}`);
   const metrics = (c: Config) => (c.metricsListen ? formatEndpoint(c.metricsListen) : 'none');
   if (metrics(running) !== metrics(next)) diff.restartNeeded.push(`metrics: ${metrics(running)} → ${metrics(next)}`);
