@@ -200,14 +200,22 @@ static __always_inline bool listed(struct acl_key *key, __u32 scope, __u8 list)
 }
 
 /* rinetd's rule, per scope (global, then the rule's own): a matching deny
- * refuses; a non-empty allow list admits only its prefixes. Returns 0 when
+ * refuses; a non-empty allow list admits only its prefixes (an accept_proxy
+ * rule: only its trusted peers, see POLICY_PROXIED). Returns 0 when
  * admitted, else the enum denial_reason; *key holds the client address. */
 static __always_inline int refusal(struct bpf_sk_lookup *ctx, __u32 rule_id, struct acl_key *key)
 {
 	__u32 scopes[2] = { 0, rule_id };
 
+	struct rule_policy *own;
+
 	if (source_key(ctx, key))
 		return DENIAL_DENIED;
+	own = bpf_map_lookup_elem(&rule_policy, &rule_id);
+	if (own && (own->flags & POLICY_PROXIED))
+		/* The peer is a load balancer: it must be trusted; the client it
+		 * speaks for is judged once the engine has read its PROXY header. */
+		return listed(key, rule_id, ACL_TRUSTED) ? 0 : DENIAL_NOT_TRUSTED;
 	for (int i = 0; i < 2; i++) {
 		struct rule_policy *policy = bpf_map_lookup_elem(&rule_policy, &scopes[i]);
 

@@ -12,7 +12,7 @@
 #include <linux/types.h>
 #endif
 
-#define BPFREDIR_ABI_VERSION 3
+#define BPFREDIR_ABI_VERSION 4
 
 /* Rule ids are small integers chosen by user space; 0 is reserved for
  * "no rule matched" so its counters hold the global miss count. */
@@ -82,6 +82,10 @@ enum acl_list {
 	/* An intercept rule's `sources:`: traffic from elsewhere is not its own
 	 * (forwarded untouched), not refused. */
 	ACL_SOURCE = 3,
+	/* An `accept_proxy:` rule's load balancers: the only peers that may
+	 * connect to it (the real client, from the PROXY header, is judged by the
+	 * allow and deny lists in user space). */
+	ACL_TRUSTED = 4,
 };
 
 /*
@@ -97,6 +101,9 @@ enum policy_flags {
 	POLICY_PASS      = 1 << 2,
 	/* An intercept rule with a `sources:` list (ACL_SOURCE entries). */
 	POLICY_HAS_SOURCES = 1 << 3,
+	/* An `accept_proxy:` rule: sk_lookup admits only its ACL_TRUSTED peers
+	 * and leaves every other list to the engine, which reads the PROXY header. */
+	POLICY_PROXIED = 1 << 4,
 };
 
 struct rule_policy {
@@ -121,6 +128,7 @@ struct settings {
 enum denial_reason {
 	DENIAL_DENIED = 1,      /* a deny list matched */
 	DENIAL_NOT_ALLOWED = 2, /* outside a non-empty allow list */
+	DENIAL_NOT_TRUSTED = 3, /* an accept_proxy rule's peer outside its trusted prefixes */
 };
 
 struct denial {

@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,8 @@ static_assert(static_cast<int>(kClient) == CONN_SIDE_CLIENT && static_cast<int>(
 
 inline Side Other(Side side) { return side == kClient ? kUpstream : kClient; }
 
-enum class ConnState { kConnecting, kSpliced, kRelayed };
+// kAwaitingHeader: an accept_proxy rule's connection, until its PROXY header is read.
+enum class ConnState { kAwaitingHeader, kConnecting, kSpliced, kRelayed };
 
 // Connection::path before the upstream connect completes.
 constexpr Path kNoPath = Path::kCount;
@@ -83,7 +85,8 @@ struct Connection {
   // upstream socket is registered for as long as it exists, on every path.
   LoopGuard::Entry loop_guard;
   UniqueFd fd[2];
-  SockAddress client;
+  SockAddress client;  // the peer, or the client its PROXY header names
+  std::optional<SockAddress> dialled;  // from a PROXY header: where that client connected to
   SockAddress upstream;
   uint64_t accepted_ns = 0;
   uint64_t connected_ns = 0;

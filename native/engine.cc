@@ -35,6 +35,12 @@ constexpr int kMaxEvents = 256;
 
 uint64_t Key(uint64_t id, uint64_t tag) { return id << kTagBits | tag; }
 
+// SO_LINGER 0: closing the socket sends a reset, so the peer learns at once.
+void ResetOnClose(int fd) {
+  linger reset{1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 void SetNoDelay(int fd) {
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -105,6 +111,22 @@ void Engine::WatchDenials(int denials_fd) {
   });
 }
 
+void Engine::UseAccessLists(int acl_fd, int policy_fd) {
+  auto lists = std::make_shared<std::unique_ptr<AccessLists>>(std::make_unique<AccessLists>(acl_fd, policy_fd));
+  Post([this, lists] { access_lists_ = std::move(*lists); });
+}
+
+static const char* DenialReasonName(uint32_t reason) {
+  switch (reason) {
+    case DENIAL_NOT_ALLOWED:
+      return "not_allowed";
+    case DENIAL_NOT_TRUSTED:
+      return "not_trusted";
+    default:
+      return "denied";
+  }
+}
+
 void Engine::OnDenial(const struct denial& record) {
   if (!connection_events_) return;
   // A flood of refused SYNs must not become a flood of events: at most kMaxDenialEventsPerSecond
@@ -131,7 +153,7 @@ void Engine::OnDenial(const struct denial& record) {
   event.rule_id = record.rule_id;
   event.client = FormatMappedAddress(record.client, record.client_port);
   event.original_dst = FormatMappedAddress(record.dest, record.dest_port);
-  event.reason = record.reason == DENIAL_NOT_ALLOWED ? "not_allowed" : "denied";
+  event.reason = DenialReasonName(record.reason);
   Emit(std::move(event));
 }
 
@@ -302,8 +324,11 @@ void Engine::Dispatch(uint64_t data, uint32_t events) {
   Connection& c = *it->second;
   Side side = tag == kTagClient ? kClient : kUpstream;
   switch (c.state) {
+    case ConnState::kAwaitingHeader:
+      OnProxyHeader(c, events);
+      break;
     case ConnState::kConnecting:
-      OnConnectDone(c);
+      if (side == kUpstream) OnConnectDone(c);
       break;
     case ConnState::kSpliced:
       OnSplicedEvent(c, side, events);
@@ -328,8 +353,11 @@ void Engine::RunTimers(uint64_t now) {
     connect_deadlines_.pop();
     auto it = conns_.find(id);
     // Only the current attempt's deadline: an earlier attempt's is stale.
-    if (it != conns_.end() && it->second->state == ConnState::kConnecting && it->second->plan.deadline_ns == deadline)
-      FailConnect(*it->second, ETIMEDOUT, "connect_timeout");
+    if (it == conns_.end() || it->second->plan.deadline_ns != deadline) continue;
+    Connection& c = *it->second;
+    if (c.state == ConnState::kConnecting) FailConnect(c, ETIMEDOUT, "connect_timeout");
+    if (c.state == ConnState::kAwaitingHeader)
+      Refuse(c, c.stats->proxy_header_failed, ProxyHeaderFailed(c, "timeout", "no whole PROXY header within connect_timeout"));
   }
   if (!ticking_.empty() && now >= next_tick_ns_) {
     next_tick_ns_ = now + kMs;
@@ -435,11 +463,6 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
     c.plan.order = {0};
   } else {
     c.plan.targets = config.targets;
-    c.plan.order = config.targets->Order(peer, c.accepted_ns);
-  }
-  if (c.plan.upstream.transparent != Transparent::kOff) {
-    c.plan.upstream.source = Unmapped(peer);
-    if (c.plan.upstream.transparent == Transparent::kAddress) SetPort(&c.plan.upstream.source, 0);
   }
   c.plan.connect_timeout_ms = config.connect_timeout_ms;
   c.plan.sndbuf_bytes = config.sndbuf_bytes;
@@ -451,7 +474,84 @@ void Engine::StartConnection(const Listener& listener, UniqueFd client, const So
   conns_.emplace(c.id, std::move(owned));
   c.stats->accepted.Add();
   c.stats->connecting.Add();
+  if (config.accept_proxy) return AwaitProxyHeader(c);
+  PlanForClient(c);
   ConnectUpstream(c);
+}
+
+void Engine::PlanForClient(Connection& c) {
+  if (c.plan.order.empty()) c.plan.order = c.plan.targets->Order(c.client, c.accepted_ns);
+  if (c.plan.upstream.transparent != Transparent::kOff) {
+    c.plan.upstream.source = Unmapped(c.client);
+    if (c.plan.upstream.transparent == Transparent::kAddress) SetPort(&c.plan.upstream.source, 0);
+  }
+}
+
+void Engine::AwaitProxyHeader(Connection& c) {
+  if (!access_lists_ || !access_lists_->Trusted(c.rule_id, c.client)) {
+    EngineEvent event = NewEvent("denied", c);
+    event.reason = DenialReasonName(DENIAL_NOT_TRUSTED);
+    return Refuse(c, c.stats->proxy_denied, std::move(event));
+  }
+  c.state = ConnState::kAwaitingHeader;
+  // Edge-triggered: a partial header is peeked, not read, and must not wake us again until more comes.
+  Watch(EPOLL_CTL_ADD, c, kClient, EPOLLIN | EPOLLRDHUP | EPOLLET);
+  c.plan.deadline_ns = MonotonicNs() + c.plan.connect_timeout_ms * kMs;
+  connect_deadlines_.emplace(c.plan.deadline_ns, c.id);
+}
+
+void Engine::OnProxyHeader(Connection& c, uint32_t events) {
+  int fd = c.fd[kClient].get();
+  if (header_buffer_.empty()) header_buffer_.resize(kMaxProxyHeader);
+  // Peeked: only the header is taken off the socket, the client's first bytes stay for the datapath.
+  ssize_t n = recv(fd, header_buffer_.data(), header_buffer_.size(), MSG_PEEK);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+  if (n <= 0)
+    return Refuse(c, c.stats->proxy_header_failed,
+                  ProxyHeaderFailed(c, "closed", n == 0 ? "closed before sending a PROXY header" : strerror(errno)));
+  ProxyHeaderInfo info;
+  std::string why;
+  switch (ParseProxyHeader(header_buffer_.data(), static_cast<size_t>(n), &info, &why)) {
+    case ParsedHeader::kIncomplete:
+      if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        Refuse(c, c.stats->proxy_header_failed, ProxyHeaderFailed(c, "closed", "closed in the middle of its PROXY header"));
+      return;
+    case ParsedHeader::kInvalid:
+      return Refuse(c, c.stats->proxy_header_failed, ProxyHeaderFailed(c, "invalid", why));
+    case ParsedHeader::kComplete:
+      break;
+  }
+  // The header's bytes are queued already: this takes exactly them.
+  if (recv(fd, header_buffer_.data(), info.length, 0) != static_cast<ssize_t>(info.length))
+    return Refuse(c, c.stats->proxy_header_failed, ProxyHeaderFailed(c, "closed", strerror(errno)));
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+  if (!info.local) {
+    c.client = info.client;
+    c.dialled = info.dialled;
+  }
+  if (int reason = access_lists_->Refusal(c.rule_id, c.client)) {
+    EngineEvent event = NewEvent("denied", c);
+    event.reason = DenialReasonName(reason);
+    return Refuse(c, c.stats->proxy_denied, std::move(event));
+  }
+  c.state = ConnState::kConnecting;
+  PlanForClient(c);
+  ConnectUpstream(c);
+}
+
+EngineEvent Engine::ProxyHeaderFailed(const Connection& c, const char* reason, std::string message) const {
+  EngineEvent event = NewEvent("proxy_header_failed", c);
+  event.reason = reason;
+  event.message = std::move(message);
+  return event;
+}
+
+void Engine::Refuse(Connection& c, OwnedCounter& counter, EngineEvent event) {
+  counter.Add();
+  c.stats->connecting.Sub();
+  Emit(std::move(event));
+  ResetOnClose(c.fd[kClient].get());
+  conns_.erase(c.id);
 }
 
 void Engine::ConnectUpstream(Connection& c) {
@@ -503,8 +603,7 @@ void Engine::RefuseLoop(const Listener& listener, UniqueFd client, const SockAdd
                   "): forwarding loop refused; point the target at the real service";
   Emit(std::move(event));
   // Reset: our upstream side sees it at once and fails its own connection.
-  linger reset{1, 0};
-  setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ResetOnClose(client.get());
 }
 
 void Engine::OnConnectDone(Connection& c) {
@@ -534,8 +633,12 @@ void Engine::OnConnectDone(Connection& c) {
 
 bool Engine::SendProxyHeader(Connection& c) {
   SockAddress dialled;
-  dialled.len = sizeof(dialled.storage);
-  if (getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&dialled.storage), &dialled.len) != 0) return false;
+  if (c.dialled) {
+    dialled = *c.dialled;  // what our own PROXY header said
+  } else {
+    dialled.len = sizeof(dialled.storage);
+    if (getsockname(c.fd[kClient].get(), reinterpret_cast<sockaddr*>(&dialled.storage), &dialled.len) != 0) return false;
+  }
   std::string header = ProxyHeader(c.proxy_protocol, c.client, dialled);
   // A freshly connected socket's send buffer is empty: a short write cannot happen.
   errno = 0;
@@ -545,8 +648,7 @@ bool Engine::SendProxyHeader(Connection& c) {
 void Engine::RefuseOverLimit(const Listener& listener, UniqueFd client) {
   listener.stats->limit_refused.Add();
   // Reset: the client learns at once; nothing was connected upstream.
-  linger reset{1, 0};
-  setsockopt(client.get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ResetOnClose(client.get());
 }
 
 void Engine::ReportFallback(Connection& c, const std::string& why_not) {
@@ -586,8 +688,7 @@ void Engine::FailConnect(Connection& c, int err, const char* reason) {
   event.duration_ms = static_cast<double>(MonotonicNs() - c.accepted_ns) / kMs;
   Emit(std::move(event));
   // Reset, not FIN: the client must learn at once that nothing answers.
-  linger reset{1, 0};
-  setsockopt(c.fd[kClient].get(), SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+  ResetOnClose(c.fd[kClient].get());
   conns_.erase(c.id);
 }
 
@@ -603,6 +704,7 @@ void Engine::SetPath(Connection& c, Path path) {
 
 void Engine::Close(Connection& c, CloseReason reason, bool reset) {
   switch (c.state) {
+    case ConnState::kAwaitingHeader:
     case ConnState::kConnecting:
       return Finish(c, reason, reset, 0, 0, 0);
     case ConnState::kSpliced:
@@ -645,8 +747,8 @@ EngineEvent Engine::NewEvent(const char* type, const Connection& c) const {
   event.rule_id = c.rule_id;
   event.conn_id = c.id;
   event.client = FormatSockAddress(c.client);
-  event.original_dst = OriginalDestination(c.fd[kClient].get());
-  event.upstream = FormatSockAddress(c.upstream);
+  event.original_dst = c.dialled ? FormatSockAddress(*c.dialled) : OriginalDestination(c.fd[kClient].get());
+  if (c.upstream.len) event.upstream = FormatSockAddress(c.upstream);  // none before the header is read
   return event;
 }
 
@@ -655,7 +757,7 @@ ConnectionInfo Engine::Describe(const Connection& c, uint64_t now) const {
   info.conn_id = c.id;
   info.rule_id = c.rule_id;
   info.client = FormatSockAddress(c.client);
-  info.original_dst = OriginalDestination(c.fd[kClient].get());
+  info.original_dst = c.dialled ? FormatSockAddress(*c.dialled) : OriginalDestination(c.fd[kClient].get());
   info.upstream = FormatSockAddress(c.upstream);
   if (c.path != kNoPath) info.datapath = NameOf(c.path);
   uint64_t bytes[2] = {0, 0};
@@ -691,8 +793,7 @@ void Engine::Finish(Connection& c, CloseReason reason, bool reset, uint64_t to_u
     Emit(std::move(event));
   }
   if (reset) {
-    linger rst{1, 0};
-    for (UniqueFd& fd : c.fd) setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+    for (UniqueFd& fd : c.fd) ResetOnClose(fd.get());
   }
   RuleCounters& stats = *c.stats;
   if (c.path == kNoPath)

@@ -15,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "access_lists.h"
 #include "connection.h"
 #include "engine_stats.h"
 #include "rule_stats.h"
@@ -110,6 +111,9 @@ class Engine {
   // Engine 0: read the steering program's `denials` ring and emit a 'denied'
   // event per refused connection (with connection events on). Idempotent.
   void WatchDenials(int denials_fd);
+  // The kernel's allow and deny lists, for accept_proxy rules: their clients
+  // are judged once the PROXY header names them. Throws SysError.
+  void UseAccessLists(int acl_fd, int policy_fd);
   // Any thread: a pause event for one of this engine's connections.
   void PostPauseEvent(uint64_t cookie, bool paused);
   // Derived from the rule counters; `listeners` is left 0: the group counts them.
@@ -143,6 +147,14 @@ class Engine {
   void SweepIdle(uint64_t now);
   void AcceptAll(Listener& listener);
   void StartConnection(const Listener& listener, UniqueFd client, const SockAddress& peer);
+  // Once the client is known: the target order and a transparent source address.
+  void PlanForClient(Connection& c);
+  // accept_proxy: wait (until connect_timeout) for the PROXY header, then connect.
+  void AwaitProxyHeader(Connection& c);
+  void OnProxyHeader(Connection& c, uint32_t events);
+  // Ends a connection before any upstream: `counter` counts it, `event` says why, the client is reset.
+  void Refuse(Connection& c, OwnedCounter& counter, EngineEvent event);
+  EngineEvent ProxyHeaderFailed(const Connection& c, const char* reason, std::string message) const;
   // The rules our own upstream connection from `peer` passed through, when
   // `client` is one (*dialled: where it connected to); nullopt otherwise.
   std::optional<std::vector<uint32_t>> OwnUpstreamPath(int client, const SockAddress& peer, SockAddress* dialled);
@@ -212,6 +224,8 @@ class Engine {
   std::optional<SpliceMaps> maps_;
   std::unique_ptr<RingReader> pause_events_;
   std::unique_ptr<RingReader> denials_;  // engine 0, once steering is set up
+  std::unique_ptr<AccessLists> access_lists_;  // once steering is set up
+  std::string header_buffer_;  // a PROXY header's bytes, peeked
   static constexpr uint32_t kMaxDenialEventsPerSecond = 1000;
   uint64_t denial_window_ns_ = 0;  // start of the current second of denial events
   uint32_t denials_in_window_ = 0;

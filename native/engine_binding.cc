@@ -154,6 +154,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod<&EngineWrap::UpdateListener>("updateListener"),
                         InstanceMethod<&EngineWrap::RemoveListener>("removeListener"),
                         InstanceMethod<&EngineWrap::WatchDenials>("watchDenials"),
+                        InstanceMethod<&EngineWrap::UseAccessLists>("useAccessLists"),
                         InstanceMethod<&EngineWrap::TargetHealth>("targetHealth"),
                         InstanceMethod<&EngineWrap::SetTargetDown>("setTargetDown"),
                         InstanceMethod<&EngineWrap::Stats>("stats"),
@@ -255,6 +256,18 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (fd < 0 || fd > INT32_MAX || fd != static_cast<int>(fd))
       throw Napi::TypeError::New(info.Env(), "watchDenials(fd): the fd of the `denials` ring buffer");
     WithJsErrors(info.Env(), [&] { engine_->WatchDenials(static_cast<int>(fd)); });
+  }
+
+  void UseAccessLists(const Napi::CallbackInfo& info) {
+    RequireOpen(info.Env());
+    auto fd_at = [&](size_t i) {
+      double fd = info[i].IsNumber() ? info[i].As<Napi::Number>().DoubleValue() : -1;
+      if (fd < 0 || fd > INT32_MAX || fd != static_cast<int>(fd))
+        throw Napi::TypeError::New(info.Env(), "useAccessLists(aclFd, policyFd): the fds of the `acl` and `rule_policy` maps");
+      return static_cast<int>(fd);
+    };
+    int acl = fd_at(0), policy = fd_at(1);
+    WithJsErrors(info.Env(), [&] { engine_->UseAccessLists(acl, policy); });
   }
 
   Napi::Value Stats(const Napi::CallbackInfo& info) {

@@ -58,6 +58,11 @@ void EngineGroup::WatchDenials(int denials_fd) {
   engines_[0]->WatchDenials(denials_fd);
 }
 
+void EngineGroup::UseAccessLists(int acl_fd, int policy_fd) {
+  if (stop_requested_) ThrowSysError(EBADF, "useAccessLists", "the engine is closed; create a new Engine");
+  for (auto& engine : engines_) engine->UseAccessLists(acl_fd, policy_fd);
+}
+
 std::vector<EngineGroup::TargetInfo> EngineGroup::TargetHealth(uint32_t listener_id) const {
   auto it = targets_.find(listener_id);
   if (it == targets_.end()) ThrowSysError(ENOENT, "targetHealth", "no listener with id " + std::to_string(listener_id));

@@ -32,6 +32,7 @@ class EngineGroup {
   void RemoveListener(uint32_t id);
   // Read the steering program's `denials` ring (engine 0): a 'denied' event per refused connection.
   void WatchDenials(int denials_fd);
+  void UseAccessLists(int acl_fd, int policy_fd);
   // The listener's targets as new connections see them: address and health.
   struct TargetInfo {
     std::string address;

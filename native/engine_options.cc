@@ -84,6 +84,7 @@ ListenerConfig ParseListenerOptions(const Napi::Value& value) {
   config.backlog = static_cast<int>(std::min<uint32_t>(Uint32Field(o, "backlog", owner), 65535));
   config.transparent = !o.Get("transparent").IsUndefined() && BoolField(o, "transparent", owner);
   config.original_destination = !o.Get("originalDestination").IsUndefined() && BoolField(o, "originalDestination", owner);
+  config.accept_proxy = !o.Get("acceptProxy").IsUndefined() && BoolField(o, "acceptProxy", owner);
   config.targets = TargetsField(o, owner, config.original_destination);
   if (config.original_destination && !config.targets->addresses().empty())
     throw Napi::TypeError::New(o.Env(), "listener: originalDestination takes no targets");

@@ -35,6 +35,9 @@ struct ListenerConfig {
   // Connect to the address the client dialled (getsockname of the accepted
   // socket: an intercepted connection's original destination); targets is empty.
   bool original_destination = false;
+  // Each connection starts with a PROXY protocol header (v1 or v2) from a
+  // trusted load balancer: read it before connecting, and take its client.
+  bool accept_proxy = false;
   // IP(V6)_TRANSPARENT on the listening sockets (dual-stack ones: the flag is shared).
   bool transparent = false;
   UpstreamOptions upstream;

@@ -21,6 +21,8 @@
   X(connecting, "connecting")     /* open now, upstream connect in progress */                     \
   X(loops_refused, "loopsRefused") /* our own upstream connections back on their path, reset */    \
   X(limit_refused, "limitRefused") /* reset at accept: the rule had max_connections open */        \
+  X(proxy_header_failed, "proxyHeaderFailed") /* accept_proxy: no valid header in time, reset */  \
+  X(proxy_denied, "proxyDenied")  /* accept_proxy: the header's client refused by a list, reset */ \
   X(bulk_flows, "bulkFlows")      /* kept on the splice(2) relay as bulk flows */                  \
   /* Written to the peer by user space (recv/send copy, splice(2), a direction left outside the \
      kernel path): bytes the verdict never saw. */                                                 \

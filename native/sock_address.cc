@@ -47,6 +47,16 @@ void SetPort(SockAddress* addr, uint16_t port) {
   if (addr->family() == AF_INET6) reinterpret_cast<sockaddr_in6*>(&addr->storage)->sin6_port = htons(port);
 }
 
+void MappedBytes(const SockAddress& addr, uint8_t (&out)[16]) {
+  memset(out, 0, sizeof(out));
+  if (addr.family() == AF_INET) {
+    out[10] = out[11] = 0xff;
+    memcpy(&out[12], &reinterpret_cast<const sockaddr_in*>(&addr.storage)->sin_addr, 4);
+  } else if (addr.family() == AF_INET6) {
+    memcpy(out, &reinterpret_cast<const sockaddr_in6*>(&addr.storage)->sin6_addr, 16);
+  }
+}
+
 SockAddress Unmapped(const SockAddress& addr) {
   if (addr.family() != AF_INET6) return addr;
   auto* v6 = reinterpret_cast<const sockaddr_in6*>(&addr.storage);

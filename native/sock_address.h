@@ -25,6 +25,9 @@ inline std::string FormatSockAddress(const SockAddress& addr) { return FormatSoc
 // An address in the maps' form (16 bytes, IPv4 IPv4-mapped) and a host-order port, formatted the same way.
 std::string FormatMappedAddress(const uint8_t (&addr)[16], uint16_t port);
 
+// The address in the maps' form: 16 bytes, IPv4 as IPv4-mapped IPv6.
+void MappedBytes(const SockAddress& addr, uint8_t (&out)[16]);
+
 // An IPv4-mapped IPv6 address as plain IPv4 (port kept); others unchanged.
 // What a dual-stack listener reports becomes something an IPv4 socket can use.
 SockAddress Unmapped(const SockAddress& addr);

@@ -7,7 +7,7 @@
  */
 import type { Binding } from './rules/compile.js';
 
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 /** Map and program names in bpfredir.bpf.o. */
 export const MAPS = {
@@ -68,9 +68,9 @@ export const ACL_VALUE_SIZE = 4;
 export const RULE_POLICY_SIZE = LAYOUTS.rule_policy.size;
 
 /** enum acl_list */
-export const ACL_LIST = { allow: 1, deny: 2, source: 3 } as const;
+export const ACL_LIST = { allow: 1, deny: 2, source: 3, trusted: 4 } as const;
 /** enum policy_flags */
-export const POLICY = { hasAllow: 1 << 0, hasDeny: 1 << 1, pass: 1 << 2, hasSources: 1 << 3 } as const;
+export const POLICY = { hasAllow: 1 << 0, hasDeny: 1 << 1, pass: 1 << 2, hasSources: 1 << 3, proxied: 1 << 4 } as const;
 /** scope, list and pad are always significant in the LPM prefix. */
 const ACL_FIXED_BITS = 64;
 /** protocol, port_bits and port are always significant in the LPM prefix. */

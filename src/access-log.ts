@@ -46,6 +46,8 @@ export function rinetdResult(event: EngineEvent): string | undefined {
       return 'local-connect-failed -';
     case 'denied':
       return event.reason === 'not_allowed' ? 'not-allowed' : 'denied';
+    case 'proxy_header_failed':
+      return 'proxy-header-failed';
     default:
       return undefined;
   }

@@ -525,6 +525,7 @@ class RunningDaemon implements Daemon {
       // Refused connections are reported only when something logs them.
       const reportDenials = this.options.connectionEvents ?? true;
       if (reportDenials) this.engine.watchDenials(object.mapFd(MAPS.denials));
+      this.engine.useAccessLists(object.mapFd(MAPS.acl), object.mapFd(MAPS.rulePolicy));
       const steering = new Steering(
         this.native,
         { bindings: object.mapFd(MAPS.bindings), settings: object.mapFd(MAPS.settings) },
@@ -566,6 +567,7 @@ class RunningDaemon implements Daemon {
         bulkOnRelay: config.bulkFlows === 'relay',
         loopGuard,
         ...(intercept && { transparent: true, originalDestination: rule.originalDestination }),
+        ...(rule.acceptProxy && { acceptProxy: true }),
         ...upstreamOptions(rule),
       });
     } catch (err) {

@@ -1,4 +1,4 @@
-/** One log line per engine event (connected, connect_failed, closed, fallback, error). */
+/** One log line per engine event (connected, connect_failed, closed, fallback, denied, proxy_header_failed, error). */
 import type { Logger } from './log.js';
 import type { EngineEvent } from './native/index.js';
 
@@ -43,6 +43,8 @@ export function logEngineEvent(logger: Logger, event: EngineEvent, ruleNames: Re
       return logger.warn('denials_unlogged', { message: event.message });
     case 'denied':
       return logger.info('denied', { rule: fields.rule, client: event.client, dst: event.originalDst, reason: event.reason });
+    case 'proxy_header_failed':
+      return logger.warn('proxy_header_failed', { rule: fields.rule, conn: event.connId, client: event.client, dst: event.originalDst, reason: event.reason, message: event.message });
     case 'error':
       return logger.error('engine_error', { ...fields, code: event.code, message: event.message });
   }

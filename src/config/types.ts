@@ -44,6 +44,11 @@ interface RuleCommon {
   idleTimeoutMs: number;
   /** This rule's own lists, obeyed on top of the config's; none when absent. */
   acl?: Acl;
+  /**
+   * `accept_proxy:` the load balancers (prefixes) that may connect, each connection
+   * starting with a PROXY header that names the real client; off when absent.
+   */
+  acceptProxy?: Prefix[];
   /** PROXY protocol header sent to the target before any client byte; none when absent. */
   proxyProtocol?: 1 | 2;
   /** Literal address upstream connections are made from (`source:`); the kernel's choice when absent. */

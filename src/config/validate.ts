@@ -39,6 +39,7 @@ const RULE_KEYS = [
   'interfaces',
   'sources',
   'transparent_source',
+  'accept_proxy',
 ] as const;
 const DATAPATHS: readonly DatapathChoice[] = ['auto', 'splice', 'userspace'];
 const BULK_FLOWS: readonly BulkFlows[] = ['relay', 'kernel'];
@@ -258,6 +259,15 @@ function sourceLists(entries: MapEntry[], where: string, problems: Problems): Ac
   return allow.length || deny.length ? { allow, deny } : undefined;
 }
 
+/** accept_proxy: the load balancers whose PROXY headers a rule trusts; undefined when absent. */
+function trustedProxies(entries: MapEntry[], where: string, problems: Problems): Prefix[] | undefined {
+  const entry = entryOf(entries, 'accept_proxy');
+  if (!entry) return undefined;
+  const parsed = parsePrefixes(entry.value);
+  for (const p of parsed.problems) problems.add(entry.value.line ?? entry.line, where, `accept_proxy: ${p.replace('write e.g.', 'write the load balancers\' prefixes, e.g.')}`);
+  return parsed.prefixes;
+}
+
 interface RuleDefaults {
   connectTimeoutMs: number;
   idleTimeoutMs: number;
@@ -302,6 +312,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   const transparent = field(entries, 'transparent_source', where, problems, transparentSource, undefined);
   const transparentEntry = entryOf(entries, 'transparent_source');
   if (transparent && from) problems.add(transparentEntry?.line, where, 'transparent_source: and source: exclude each other; keep one');
+  const acceptProxy = trustedProxies(entries, where, problems);
   const healthCheckMs = field(entries, 'health_check', where, problems, duration({ allowZero: true, example: '5s, or 0 for none' }), 0);
   const sourceEntry = entryOf(entries, 'source');
   for (const t of targets) {
@@ -325,6 +336,7 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
     ...(healthCheckMs && { healthCheckMs }),
     ...(transparent && { transparentSource: transparent }),
     ...(proxySocket && { proxySocket }),
+    ...(acceptProxy && { acceptProxy }),
     source: problems.at(node.line),
   };
   const written = (listen?: Endpoint) => (target ? { written: { ...(listen && { listenHost: listen.host }), targetHosts: targets.map((t) => t.host) } } : {});
@@ -339,6 +351,10 @@ function validateRule(node: TreeNode, index: number, defaults: RuleDefaults, pro
   }
   if (proxySocket && listenEntry) {
     problems.add(targetEntry?.line, where, 'target: socket goes with intercept: or destination: (a listen rule has its own socket)');
+  }
+  if (acceptProxy && (interceptEntry || proxySocket)) {
+    const why = interceptEntry ? 'intercepted connections come straight from their clients' : 'the other program reads what its connections carry';
+    problems.add(entryOf(entries, 'accept_proxy')?.line, where, `accept_proxy: goes with listen: and destination: rules (${why}); remove it`);
   }
   if (proxySocket) {
     for (const key of ['transparent_source', 'proxy_protocol', 'source', 'mark', 'max_connections', 'health_check', 'balance'] as const) {

@@ -88,9 +88,13 @@ function engineFamilies(rules: readonly EngineRuleStats[], nameOf: ReadonlyMap<n
     { name: 'bpfredir_connection_duration_seconds', help: 'Time from accept to close, per rule.', type: 'histogram', samples: per((r, rule) => histogramSamples(r.durationSeconds, { rule })) },
     {
       name: 'bpfredir_connections_refused_total',
-      help: 'Connections reset at accept, per rule and reason (max_connections: the rule had that many open).',
+      help: 'Connections reset at accept, per rule and reason (max_connections: the rule had that many open; proxy_header: accept_proxy and no valid PROXY header within connect_timeout; denied: accept_proxy and an untrusted peer, or a header naming a client the lists refuse).',
       type: 'counter',
-      samples: per((r, rule) => [{ labels: { rule, reason: 'max_connections' }, value: r.limitRefused }]),
+      samples: per((r, rule) => [
+        { labels: { rule, reason: 'max_connections' }, value: r.limitRefused },
+        { labels: { rule, reason: 'proxy_header' }, value: r.proxyHeaderFailed },
+        { labels: { rule, reason: 'denied' }, value: r.proxyDenied },
+      ]),
     },
     { name: 'bpfredir_loops_refused_total', help: "Connections from bpfredir's own upstream sockets that came back to a rule on their path, reset.", type: 'counter', samples: per((r, rule) => [{ labels: { rule }, value: r.loopsRefused }]) },
     { name: 'bpfredir_bulk_flows_total', help: 'Connections kept on the splice(2) relay as bulk flows, per rule.', type: 'counter', samples: per((r, rule) => [{ labels: { rule }, value: r.bulkFlows }]) },

@@ -81,6 +81,9 @@ export interface ListenerOptions {
   transparentSource?: 0 | 1 | 2;
   /** Connect to the address each client dialled (an intercepted connection's original destination); targets empty. */
   originalDestination?: boolean;
+  /** Every connection starts with a PROXY header (v1 or v2) from a trusted load balancer (useAccessLists first):
+   *  read within connectTimeoutMs, its client judged by the lists, then connected as that client's (default false). */
+  acceptProxy?: boolean;
   /** IP(V6)_TRANSPARENT on the listening socket: it takes connections to addresses this machine does not have. */
   transparent?: boolean;
   /** SO_MARK of upstream sockets (0: none, the default). */
@@ -110,7 +113,8 @@ export type EngineEventType =
   | 'target_failed' // one of several targets failed; the next is being tried
   | 'closed' // connection finished (reason says how)
   | 'fallback' // this connection uses the user-space relay (reason says why)
-  | 'denied' // refused by a source list in the kernel, before accept (reason: denied or not_allowed)
+  | 'denied' // refused by a source list: in the kernel before accept, or the client a PROXY header named (reason: denied, not_allowed or not_trusted)
+  | 'proxy_header_failed' // acceptProxy: no valid PROXY header (reason: invalid, timeout or closed); client reset
   | 'denials_unlogged' // more than 1000 refusals in a second: how many were not reported one by one
   | 'error'; // engine-level problem (accept failure, map full, ...)
 
@@ -199,6 +203,10 @@ export interface EngineRuleStats {
   loopsRefused: number;
   /** Reset at accept because the rule had maxConnections open. */
   limitRefused: number;
+  /** acceptProxy: reset because no valid PROXY header came within connectTimeoutMs. */
+  proxyHeaderFailed: number;
+  /** acceptProxy: reset because the peer is not trusted, or the header's client is refused by a list. */
+  proxyDenied: number;
   /** Connections kept on the splice(2) relay as bulk flows. */
   bulkFlows: number;
   /** Bytes user space wrote to the peer that the sockmap verdict never saw (recv/send copy, splice(2), a direction
@@ -258,6 +266,9 @@ export interface RawEngine {
   updateListener(id: number, opts: ListenerUpdate): void;
   /** Read the steering program's `denials` ring buffer (its fd): a 'denied' event per refused connection. */
   watchDenials(denialsFd: number): void;
+  /** The `acl` trie and `rule_policy` array (their fds, duplicated): acceptProxy listeners judge trusted peers and
+   *  the clients their headers name by them. */
+  useAccessLists(aclFd: number, policyFd: number): void;
   /** Stop accepting on this listener and close its socket; connections go on. */
   removeListener(id: number): void;
   stats(): EngineStats;

@@ -4,7 +4,9 @@
  *
  * Scope 0 holds the config's own lists, which every rule obeys; a rule's lists
  * are under its id. A listen rule gets a binding only when some list applies
- * to it: with none, its connections never meet bpfredir's program.
+ * to it: with none, its connections never meet bpfredir's program. An
+ * accept_proxy rule's scope also holds its trusted load balancers: the only
+ * peers sk_lookup admits; the engine judges the clients their headers name.
  */
 import { ACL_LIST, POLICY } from '../abi.js';
 import type { Acl, Config, ListenRule } from '../config/types.js';
@@ -27,9 +29,9 @@ export interface CompiledAcls {
 
 const hasLists = (acl: Acl | undefined): acl is Acl => acl !== undefined && (acl.allow.length > 0 || acl.deny.length > 0);
 
-/** Whether anything in the config asks sk_lookup to enforce a list. */
+/** Whether anything in the config asks sk_lookup to enforce a list (accept_proxy's trusted peers are one). */
 export function usesAcls(config: Pick<Config, 'acl' | 'rules'>): boolean {
-  return hasLists(config.acl) || config.rules.some((r) => hasLists(r.acl));
+  return hasLists(config.acl) || config.rules.some((r) => hasLists(r.acl) || r.acceptProxy);
 }
 
 function scopeOf(scope: number, acl: Acl, extraFlags: number, out: CompiledAcls): void {
@@ -42,7 +44,7 @@ function scopeOf(scope: number, acl: Acl, extraFlags: number, out: CompiledAcls)
 /** Listen rules whose connections sk_lookup must see: some list applies to them. */
 export function guardedListenRules(config: Pick<Config, 'acl' | 'rules'>): ListenRule[] {
   const global = hasLists(config.acl);
-  return config.rules.filter((r): r is ListenRule => r.kind === 'listen' && (global || hasLists(r.acl)));
+  return config.rules.filter((r): r is ListenRule => r.kind === 'listen' && (global || hasLists(r.acl) || r.acceptProxy !== undefined));
 }
 
 export function compileAcls(config: Pick<Config, 'acl' | 'rules'>, ids: ReadonlyMap<string, number>): CompiledAcls {
@@ -53,6 +55,11 @@ export function compileAcls(config: Pick<Config, 'acl' | 'rules'>, ids: Readonly
     const id = ids.get(rule.name);
     if (id === undefined) throw new Error(`no id assigned to rule '${rule.name}'`);
     scopeOf(id, rule.acl ?? { allow: [], deny: [] }, passing.has(rule as ListenRule) ? POLICY.pass : 0, out);
+    if (rule.acceptProxy) {
+      // sk_lookup admits only these peers; the lists judge the clients their headers name (in the engine).
+      for (const prefix of rule.acceptProxy) out.entries.push({ scope: id, list: ACL_LIST.trusted, prefix });
+      out.policies.set(id, (out.policies.get(id) ?? 0) | POLICY.proxied);
+    }
     if (rule.kind === 'intercept' && rule.sources.length) {
       // Not a refusal: the TC program leaves other clients' traffic alone.
       for (const prefix of rule.sources) out.entries.push({ scope: id, list: ACL_LIST.source, prefix });

@@ -41,6 +41,8 @@ function sameRule(a: Rule, b: Rule): boolean {
 }
 
 function sameListener(a: Rule, b: Rule): boolean {
+  // Whether connections start with a PROXY header is the listener's own setting (its trusted peers are lists).
+  if (!a.acceptProxy !== !b.acceptProxy) return false;
   // Another program's socket is the rule's listener: a different one is a new listener.
   if (a.proxySocket || b.proxySocket) return a.kind === b.kind && !!a.proxySocket && !!b.proxySocket && sameEndpoint(a.proxySocket, b.proxySocket);
   if (a.kind === 'intercept' || b.kind === 'intercept') {

@@ -136,3 +136,41 @@ test('acl keys of the same prefix in different scopes or lists differ', () => {
   assert.notDeepEqual(encodeAclKey(0, ACL_LIST.deny, p), encodeAclKey(1, ACL_LIST.deny, p));
   assert.notDeepEqual(encodeAclKey(1, ACL_LIST.allow, p), encodeAclKey(1, ACL_LIST.deny, p));
 });
+
+test('accept_proxy: the trusted peers are a list of their own; the rule is guarded and proxied', () => {
+  const c = configFromObject(
+    { deny: '203.0.113.0/24', rules: [{ name: 'lb', listen: '0.0.0.0:8080', target, accept_proxy: ['10.9.0.0/24', '2001:db8:9::/64'], allow: '192.168.0.0/16' }] },
+    'test',
+  );
+  assert.ok(usesAcls(c));
+  assert.deepEqual(guardedListenRules(c).map((r) => r.name), ['lb']);
+  const compiled = compileAcls(c, new Map([['lb', 1]]));
+  const name = (list: number) => Object.entries(ACL_LIST).find(([, v]) => v === list)![0];
+  assert.deepEqual(compiled.entries.map((e) => `${e.scope} ${name(e.list)} ${formatPrefix(e.prefix)}`).sort(), [
+    '0 deny 203.0.113.0/24',
+    '1 allow 192.168.0.0/16',
+    '1 trusted 10.9.0.0/24',
+    '1 trusted 2001:db8:9::/64',
+  ]);
+  // sk_lookup judges only the peer (trusted); the allow list waits for the header's client.
+  assert.equal(compiled.policies.get(1), POLICY.hasAllow | POLICY.pass | POLICY.proxied);
+  // Alone, accept_proxy still needs sk_lookup: the trusted list is enforced there.
+  assert.ok(usesAcls(configFromObject({ rules: [{ name: 'lb', destination: '192.0.2.0/24', ports: 80, target, accept_proxy: '10.9.0.1' }] }, 'test')));
+});
+
+test('accept_proxy: mistakes are one located line each', () => {
+  const problem = (rule: object) => {
+    try {
+      configFromObject({ rules: [{ name: 'lb', target, ...rule }] }, 'cfg');
+    } catch (err) {
+      return (err as Error).message;
+    }
+    return 'accepted';
+  };
+  assert.match(problem({ listen: '127.0.0.1:80', accept_proxy: [] }), /accept_proxy: empty list/);
+  assert.match(problem({ listen: '127.0.0.1:80', accept_proxy: '10.0.0.0/33' }), /^cfg: rule 'lb': accept_proxy: .*write the load balancers' prefixes/);
+  assert.match(
+    problem({ intercept: '0.0.0.0/0', ports: 80, interfaces: 'eth0', accept_proxy: '10.0.0.1' }),
+    /accept_proxy: goes with listen: and destination: rules \(intercepted connections come straight from their clients\); remove it/,
+  );
+});

@@ -81,6 +81,9 @@ export function fakeNative(options: FakeOptions = {}) {
     watchDenials() {
       // Reading a ring buffer changes nothing the tests order.
     }
+    useAccessLists() {
+      // Reading the lists changes nothing either.
+    }
     removeListener(id: number) {
       calls.push(`removeListener ${id}`);
     }

@@ -12,7 +12,7 @@ const histogram = (le: number[], counts: number[], sum: number) => ({ le, bucket
 
 function engineRule(ruleId: number, over: Partial<EngineRuleStats> = {}): EngineRuleStats {
   return {
-    ruleId, accepted: 3, connecting: 0, loopsRefused: 0, limitRefused: 0, bulkFlows: 1, bytesToUpstream: 100, bytesToClient: 200, pauses: 0, paused: 0,
+    ruleId, accepted: 3, connecting: 0, loopsRefused: 0, limitRefused: 0, proxyHeaderFailed: 0, proxyDenied: 0, bulkFlows: 1, bytesToUpstream: 100, bytesToClient: 200, pauses: 0, paused: 0,
     pausedBytesToUpstream: 0, pausedBytesToClient: 0,
     closed: { eof: 2, reset: 1, idle_timeout: 0, shutdown: 0 },
     connectFailed: { refused: 0, timeout: 0, unreachable: 0, no_resources: 0, other: 0 },
