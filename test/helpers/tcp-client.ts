@@ -1,8 +1,9 @@
 /**
  * TCP test client, run as a script (usually inside a netns):
  *   node dist/test/helpers/tcp-client.js --host H --port P [--bytes N] [--keep-open]
- *     [--expect M] [--timeout-ms T] [--local-address A]
- * Sends N stream bytes (see pattern.ts), then half-closes (unless --keep-open:
+ *     [--expect M] [--timeout-ms T] [--local-address A] [--preamble HEX [--preamble-split K]]
+ * Sends the preamble's bytes (e.g. a PROXY protocol header; not hashed; its first K bytes
+ * 100 ms before the rest), then N stream bytes (see pattern.ts), then half-closes (unless --keep-open:
  * then it ends after M bytes came back or the server ended), reads the reply
  * to EOF and prints one JSON line: {sentSha, recvSha, bytes, recvBytes, ms, error?}.
  * Exits 0 even when the connection failed: the report says how.
@@ -20,6 +21,8 @@ const { values: opt } = parseArgs({
     expect: { type: 'string', default: '0' },
     'timeout-ms': { type: 'string', default: '60000' },
     'local-address': { type: 'string' },
+    preamble: { type: 'string', default: '' },
+    'preamble-split': { type: 'string', default: '0' },
   },
 });
 if (!opt.port) throw new Error('--port is required');
@@ -61,6 +64,13 @@ socket.on('close', () => {
   process.stdout.write(JSON.stringify(report) + '\n');
 });
 socket.on('connect', async () => {
+  const preamble = Buffer.from(opt.preamble!, 'hex');
+  const split = Number(opt['preamble-split']);
+  if (split > 0) {
+    socket.write(preamble.subarray(0, split));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  if (preamble.length > split) socket.write(preamble.subarray(split));
   await writeStream(socket, Number(opt.bytes), sent);
   sendDone = true;
   endWhenFinished();

@@ -64,6 +64,10 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Source address to connect from (one of the netns's own). */
   localAddress?: string;
+  /** Sent before the stream and left out of sentSha: e.g. a PROXY protocol header. */
+  preamble?: Buffer;
+  /** Send the preamble's first this many bytes 100 ms before the rest (two segments). */
+  preambleSplit?: number;
 }
 
 export interface ClientReport {
@@ -172,6 +176,8 @@ export function runClient(ns: Netns | null, opts: ClientOptions): Promise<Client
   if (opts.expect !== undefined) args.push('--expect', String(opts.expect));
   if (opts.timeoutMs !== undefined) args.push('--timeout-ms', String(opts.timeoutMs));
   if (opts.localAddress !== undefined) args.push('--local-address', opts.localAddress);
+  if (opts.preamble?.length) args.push('--preamble', opts.preamble.toString('hex'));
+  if (opts.preambleSplit) args.push('--preamble-split', String(opts.preambleSplit));
 
   return runScript<ClientReport>(ns, 'tcp-client.js', args);
 }
