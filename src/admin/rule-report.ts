@@ -21,7 +21,7 @@ function targetText(rule: Rule): string {
 /** address: what the rule's socket is bound to (the daemon's listener address). */
 export function ruleReport(rule: Rule, ruleId: number, address: string): RuleReport {
   const sources = sourceLists(rule.acl);
-  const common = { name: rule.name, ruleId, kind: rule.kind, target: targetText(rule), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }) };
+  const common = { name: rule.name, ruleId, kind: rule.kind, target: targetText(rule), ...(rule.targets.length > 1 && { balance: rule.balance }), address, ...(sources && { sources }), ...(rule.acceptProxy && { acceptProxy: rule.acceptProxy.map(formatPrefix) }) };
   if (rule.kind === 'listen') return { ...common, listen: formatEndpoint(rule.listen) };
   const match = { destinations: rule.destinations.map(formatPrefix), ports: rule.ports.map(formatRange) };
   if (rule.kind === 'steer') return { ...common, match };

@@ -79,6 +79,8 @@ export interface RuleReport {
   targetHealth?: { address: string; open: number; consecutiveFailures: number; ejected: boolean; down: boolean; ejections: number }[];
   /** The rule's own source lists (the global ones are in status); absent when it has none. */
   sources?: SourceLists;
+  /** accept_proxy: the load balancers whose PROXY headers it takes (the lists judge the clients they name). */
+  acceptProxy?: string[];
 }
 
 /** Client prefixes, as the config writes them. */

@@ -104,7 +104,7 @@ export function rulesText(rules: readonly RuleReport[]): string {
       { header: 'ID', value: (r) => String(r.ruleId), right: true },
       { header: 'KIND', value: (r) => r.kind },
       { header: 'MATCH', value: ruleMatch },
-      { header: 'SOURCES', value: (r) => sourcesText(r.sources) },
+      { header: 'SOURCES', value: (r) => sourcesText(r.sources) + (r.acceptProxy ? `; PROXY from ${r.acceptProxy.join(',')}` : '') },
       { header: 'TARGET', value: (r) => r.target },
       { header: 'SOCKET', value: (r) => r.address },
     ],

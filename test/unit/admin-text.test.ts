@@ -113,6 +113,12 @@ test("rules: a rule's own allow and deny lists", () => {
   assert.equal(sourcesText({ allow: [], deny: ['192.0.2.1/32'] }), 'deny 192.0.2.1/32');
 });
 
+test('rules: an accept_proxy rule names its load balancers', () => {
+  const report = ruleReport({ ...web, acceptProxy: [parsePrefix('10.0.1.10') as Prefix] }, 1, '0.0.0.0:8080');
+  assert.deepEqual(report.acceptProxy, ['10.0.1.10/32']);
+  assert.match(rulesText([report]), /any; PROXY from 10\.0\.1\.10\/32/);
+});
+
 test('conns: a table with sizes and ages people read', () => {
   const conn: ConnectionReport = {
     rule: 'web', client: '127.0.0.1:50312', originalDestination: '127.0.0.1:8080', upstream: '10.0.0.5:80',
