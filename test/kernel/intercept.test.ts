@@ -289,4 +289,15 @@ describe('router interception', { skip }, () => {
     assert.deepEqual(leftovers(), { rules: false, routes: false, tc: false }, 'clean once it ended');
     assert.equal(hostOf((await exchange('10.77.2.2')).remote), '10.77.1.2');
   });
+
+  test('the one-liner: forward --intercept toC 10.77.2.0/24:PORT original --transparent-source', async () => {
+    await proxy?.stop();
+    proxy = await startBpfredir(router, ['forward', '--intercept', 'toC', `10.77.2.0/24:${PORT}`, 'original', '--transparent-source', '--return-interface', 'toS']);
+    const seen = await exchange('10.77.2.2');
+    assert.equal(hostOf(seen.remote), '10.77.1.2', "intercepted, and connected from the client's address");
+    assert.ok(proxy.logs.some((l) => l.msg === 'connected' && l.rule === 'forward'), 'through bpfredir');
+    await proxy.stop();
+    proxy = undefined;
+    assert.deepEqual(leftovers(), { rules: false, routes: false, tc: false });
+  });
 });

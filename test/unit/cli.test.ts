@@ -96,3 +96,31 @@ test('--log-format json: start-up errors are JSON lines, one per problem, with t
   assert.equal(usage.code, 2);
   assert.deepEqual(JSON.parse(usage.stderr), { ...JSON.parse(usage.stderr), level: 'error', msg: 'Unknown argument: bogus; see bpfredir --help', code: 'ERR_BPFREDIR_USAGE' });
 });
+
+test('forward --intercept: MATCH is DESTINATION:PORTS, TARGET may be original', async () => {
+  const { forwardConfig, interceptMatch } = await import('../../src/cli/forward.js');
+  assert.deepEqual(interceptMatch(':80'), { intercept: ['0.0.0.0/0', '::/0'], ports: '80' });
+  assert.deepEqual(interceptMatch('192.0.2.0/24:443'), { intercept: ['192.0.2.0/24'], ports: '443' });
+  assert.deepEqual(interceptMatch('[2001:db8::/32]:8000-8999'), { intercept: ['2001:db8::/32'], ports: '8000-8999' });
+  assert.throws(() => interceptMatch('eth1'), /--intercept: 'eth1' is not DESTINATION:PORTS; write e\.g\. :80/);
+  const config = forwardConfig({ listen: ':80', target: 'original', intercept: 'eth1,eth2', sources: ['10.1.0.0/24'], 'transparent-source': true });
+  const rule = config.rules[0]!;
+  assert.equal(rule.kind, 'intercept');
+  if (rule.kind !== 'intercept') return;
+  assert.deepEqual(rule.interfaces, ['eth1', 'eth2']);
+  assert.equal(rule.originalDestination, true);
+  assert.equal(rule.transparentSource, 'address');
+  assert.deepEqual(rule.ports, [{ lo: 80, hi: 80 }]);
+  assert.equal(rule.sources.length, 1);
+});
+
+test('forward: --accept-proxy and a transparent source with its return interfaces', async () => {
+  const { forwardConfig } = await import('../../src/cli/forward.js');
+  const config = forwardConfig({ listen: '0.0.0.0:25', target: '10.0.0.9:25', 'accept-proxy': ['10.0.1.10', '10.0.1.11'], 'transparent-port': true, 'return-interface': 'eth1' });
+  assert.equal(config.rules[0]!.acceptProxy?.length, 2);
+  assert.equal(config.rules[0]!.transparentSource, 'address_and_port');
+  assert.deepEqual(config.interception.returnInterfaces, ['eth1']);
+  const { code, stderr } = bpfredir('forward', '--transproxy', '0.0.0.0:25', '10.0.0.9:25');
+  assert.equal(code, 2);
+  assert.match(stderr, /transparent_source: the replies of its servers must be caught on their way back/);
+});
