@@ -5,7 +5,7 @@ import type { Acl, Config, Rule } from '../config/types.js';
 import { sourcesText } from './admin-text.js';
 import type { TcpListener } from '../config/proc-listeners.js';
 import { compileBindings, type Binding } from '../rules/compile.js';
-import { listenerConflictWarnings } from '../rules/conflicts.js';
+import { configWarnings } from '../rules/conflicts.js';
 import { formatPrefix } from '../rules/ip.js';
 import { blockRange, formatRange } from '../rules/ports.js';
 import type { SteerRule } from '../config/types.js';
@@ -85,5 +85,5 @@ export function checkReport(config: Config, ids: ReadonlyMap<string, number>, li
     ...(config.accessLog ? [`access log: ${config.accessLog.path} (${config.accessLog.format} format)`] : []),
     ...config.rules.flatMap((r) => describeRule(r, ids.get(r.name)!, compiled.bindings)),
   ];
-  return { lines, warnings: listenerConflictWarnings(config, listeners) };
+  return { lines, warnings: configWarnings(config, listeners) };
 }

@@ -10,7 +10,7 @@ import { readTcpListeners } from '../config/proc-listeners.js';
 import { AccessLog } from '../access-log.js';
 import { startDaemon, type Daemon } from '../daemon.js';
 import { BpfredirError, isBpfredirError } from '../errors.js';
-import { listenerConflictWarnings } from '../rules/conflicts.js';
+import { configWarnings } from '../rules/conflicts.js';
 import type { ConfigSource } from '../config/load.js';
 import { watchConfig, type ConfigWatch } from '../config/watch.js';
 import { createLogger } from '../log.js';
@@ -134,7 +134,7 @@ export async function serve(fromFile: Config, args: ServeArgs, source?: ConfigSo
   };
   process.on('SIGHUP', onHangup);
   try {
-    for (const warning of listenerConflictWarnings(config, readTcpListeners())) logger.warn(warning);
+    for (const warning of configWarnings(config, readTcpListeners())) logger.warn(warning);
     // The access log needs the engine's connection events even when the log level drops them.
     const connectionEvents = level === 'info' || config.accessLog !== undefined;
     let running: Daemon | undefined;

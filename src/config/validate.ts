@@ -503,10 +503,6 @@ export function validateConfig(tree: TreeNode | null, file: string): Config {
   }
   checkConflicts(rules, ruleLines, problems);
   const interception = interceptionSettings(entries, problems);
-  const needsReturn = rules.find((r) => r.transparentSource && r.kind !== 'intercept');
-  if (needsReturn && interception.returnInterfaces.length === 0) {
-    problems.add(ruleLines.get(needsReturn), `rule '${needsReturn.name}': `, 'transparent_source: the replies of its servers must be caught on their way back; name the interfaces they arrive on in interception: return_interfaces: [eth1]');
-  }
   if (problems.count) throw fail();
   return {
     datapath,

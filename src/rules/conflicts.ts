@@ -78,3 +78,21 @@ export function listenerConflictWarnings(config: Config, systemListeners: readon
   for (const rule of steerRules) warnings.push(...wellKnownPortWarnings(rule, named.get(rule)!));
   return warnings;
 }
+
+/**
+ * A transparent-source rule that no intercept rule's interfaces or
+ * return_interfaces serve: its servers' replies reach this machine only if
+ * they are routed to it as local traffic (a local route for the clients'
+ * addresses, say). Legitimate, so a warning; a connect that times out says the same.
+ */
+export function returnPathWarnings(config: Config): string[] {
+  if (config.interception.returnInterfaces.length) return [];
+  return config.rules
+    .filter((r) => r.transparentSource && r.kind !== 'intercept')
+    .map((r) => `${r.source}: warning: rule '${r.name}' connects from its clients' addresses (transparent_source), and no interception: return_interfaces are named; its servers' replies are delivered here only if the clients' addresses are routed locally, otherwise name the interfaces they arrive on, e.g. interception: return_interfaces: [eth1]`);
+}
+
+/** Everything check and run warn about: listeners a steering rule takes, and return paths. */
+export function configWarnings(config: Config, systemListeners: readonly TcpListener[]): string[] {
+  return [...listenerConflictWarnings(config, systemListeners), ...returnPathWarnings(config)];
+}

@@ -8,10 +8,12 @@
  * bpfredir connects on to the original destination, from its own address or,
  * with transparent source, from the client's. Every byte is checked (sha256
  * both ways, half-close), and what the server sees says which path it took.
+ * On a kernel without tcx links (before 6.6) the suite checks the refusal instead:
+ * one line saying so, and nothing left on the router.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { release, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli, startBpfredir, type BpfredirProcess } from '../helpers/bpfredir.js';
@@ -20,6 +22,10 @@ import { bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
 
 const skip = bpfSkipReason();
+const [major = 0, minor = 0] = release().split('.').map(Number);
+const tcx = major > 6 || (major === 6 && minor >= 6);
+// Each suite is registered only where it applies, so neither kernel reports a skipped one.
+const describeWithTcx = tcx ? describe : ((() => undefined) as unknown as typeof describe);
 const PORT = 8080;
 const OTHER_PORT = 9090;
 const SLOW_PORT = 8082;
@@ -47,7 +53,7 @@ async function waitForListener(ns: Netns, port: number): Promise<void> {
 const hostOf = (endpoint: string) => endpoint.replace(/^\[?(::ffff:)?/, '').replace(/\]?:\d+$/, '');
 const portOf = (endpoint: string) => Number(/:(\d+)$/.exec(endpoint)![1]);
 
-describe('router interception', { skip }, () => {
+describeWithTcx('router interception', { skip }, () => {
   let client: Netns;
   let router: Netns;
   let server: Netns;
@@ -301,3 +307,26 @@ describe('router interception', { skip }, () => {
     assert.deepEqual(leftovers(), { rules: false, routes: false, tc: false });
   });
 });
+
+if (!tcx) {
+  describe('router interception on a kernel without tcx links', { skip }, () => {
+    test('an intercept rule is refused at start with one line, and nothing is left behind', async () => {
+      const router = createNetns('irt-old');
+      const dir = mkdtempSync(join(tmpdir(), 'bpfredir-intercept-'));
+      try {
+        router.run('ip', ['link', 'add', 'toC', 'type', 'dummy']);
+        router.run('ip', ['link', 'set', 'toC', 'up']);
+        const config = { rules: [{ name: 'web', intercept: '0.0.0.0/0', ports: PORT, interfaces: ['toC'], target: 'original' }] };
+        writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+        const run = await runCli(router, ['run', '--config', join(dir, 'config.json')]);
+        assert.equal(run.status, 3, run.stderr);
+        assert.match(run.stderr, /interception: cannot attach the TC program to toC: this kernel has no tcx links \(Linux >= 6\.6 needed\)/);
+        assert.doesNotMatch(router.run('ip', ['rule']) + router.run('ip', ['-6', 'rule']), /4250/);
+        assert.equal(router.run('ip', ['route', 'show', 'table', '4250']).trim(), '');
+      } finally {
+        router.destroy();
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+}

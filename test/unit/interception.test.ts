@@ -40,9 +40,6 @@ test('interception mistakes are one located line each, saying how to fix them', 
   assert.deepEqual(problemsOf(oneRule('listen: 127.0.0.1:80', 'target: original')), [
     "cfg.yaml:4: rule 'web': target: original only goes with intercept: (a listen or destination rule has no other destination to go to)",
   ]);
-  assert.deepEqual(problemsOf(oneRule('listen: 127.0.0.1:80', 'target: 10.0.0.1:80', 'transparent_source: address')), [
-    "cfg.yaml:2: rule 'web': transparent_source: the replies of its servers must be caught on their way back; name the interfaces they arrive on in interception: return_interfaces: [eth1]",
-  ]);
   assert.deepEqual(problemsOf(`interception: {mark: 0, table: 254}\n${oneRule('listen: 127.0.0.1:80', 'target: 10.0.0.1:80')}`), [
     'cfg.yaml:1: interception: mark: must not be 0; write a bit of its own, e.g. 0x40000000',
     "cfg.yaml:1: interception: table: '254' is not a free table number; write e.g. 4250 (not 0 or 253-255, the kernel's own)",
@@ -146,4 +143,13 @@ test('a listening socket is found by address in /proc/net/tcp and by inode in /p
 test('a timed-out transparent connect names the route back', () => {
   const hint = transparentTimeoutHint({ type: 'connect_failed', ruleId: 1, connId: 1, client: '10.1.0.2:40000', code: 'ETIMEDOUT' } as EngineEvent);
   assert.equal(hint, "no reply to 10.1.0.2: with transparent_source the target's replies must be routed back through this machine (check the target's route to 10.1.0.2, and interception: return_interfaces)");
+});
+
+test('transparent_source on a listen rule without return_interfaces: a warning, not an error', async () => {
+  const { returnPathWarnings } = await import('../../src/rules/conflicts.js');
+  const config = parseConfigText(oneRule('listen: 127.0.0.1:80', 'target: 10.0.0.1:80', 'transparent_source: address'), 'cfg.yaml');
+  assert.deepEqual(returnPathWarnings(config), [
+    "cfg.yaml:2: warning: rule 'web' connects from its clients' addresses (transparent_source), and no interception: return_interfaces are named; its servers' replies are delivered here only if the clients' addresses are routed locally, otherwise name the interfaces they arrive on, e.g. interception: return_interfaces: [eth1]",
+  ]);
+  assert.deepEqual(returnPathWarnings(parseConfigText(`interception: {return_interfaces: [eth1]}\n${oneRule('listen: 127.0.0.1:80', 'target: 10.0.0.1:80', 'transparent_source: address')}`, 'cfg.yaml')), []);
 });
