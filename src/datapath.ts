@@ -25,6 +25,8 @@ function codeFor(problems: readonly string[]): ErrorCode {
 function skLookupUser(config: Pick<Config, 'rules' | 'acl'>): { what: string; instead: string } | undefined {
   const steeringRule = config.rules.find((r) => r.kind !== 'listen');
   if (steeringRule) return { what: `rule '${steeringRule.name}' steers with sk_lookup`, instead: 'use listen:' };
+  const proxied = config.rules.find((r) => r.acceptProxy);
+  if (proxied) return { what: `rule '${proxied.name}': accept_proxy's trusted load balancers are enforced by sk_lookup`, instead: 'remove accept_proxy:' };
   if (usesAcls(config)) return { what: 'allow/deny lists are enforced by sk_lookup', instead: 'remove allow:/deny:' };
   return undefined;
 }

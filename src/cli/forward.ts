@@ -131,7 +131,7 @@ export const forwardCommand: CommandModule<object, ForwardArgs> = {
       .option('max-connections', { type: 'string', describe: 'open connections admitted; more are reset at once and counted (default 0: no limit)' })
       .option('intercept', { type: 'string', describe: 'take connections routed through this machine that arrive on these interfaces (repeatable or comma-separated); LISTEN is then DESTINATION:PORTS, TARGET may be original (docs/ROUTER.md)' })
       .option('sources', { type: 'string', describe: 'with --intercept: only clients in these prefixes are intercepted (repeatable)' })
-      .option('transparent-source', { alias: 'transproxy', type: 'boolean', describe: "connect to the target from the client's address (redir's --transproxy)" })
+      .option('transparent-source', { alias: ['transproxy', 'p'], type: 'boolean', describe: "connect to the target from the client's address (redir's -p, --transproxy)" })
       .option('transparent-port', { type: 'boolean', describe: "and from the client's port too (implies --transparent-source)" })
       .option('return-interface', { type: 'string', describe: 'with --transparent-source and no --intercept: interfaces where the target\'s replies come back (repeatable)' })
       .option('accept-proxy', { type: 'string', describe: 'connections start with a PROXY v1/v2 header from these load balancers (repeatable); only they may connect' })

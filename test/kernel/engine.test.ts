@@ -264,7 +264,8 @@ function defineTests(datapath: 'splice' | 'userspace'): void {
       try {
         const client = await runClient(null, { port: f.port, bytes: 10, timeoutMs: 5000 });
         assert.ok(client.error === 'ECONNRESET' || client.error === 'EPIPE', `client error ${client.error}`);
-        assert.ok(client.ms >= 250 && client.ms < 1500, `reset after ${client.ms} ms`);
+        // The upper bound stretches under emulation, where the client's own start and exit take long.
+        assert.ok(client.ms >= 250 && client.ms < 300 + slow(1200), `reset after ${client.ms} ms`);
         const failed = await f.waitFor((e) => e.type === 'connect_failed');
         assert.equal(failed.reason, 'connect_timeout');
         assert.equal(failed.code, 'ETIMEDOUT');

@@ -121,3 +121,9 @@ test('forward: --accept-proxy and a transparent source with its return interface
   assert.equal(config.rules[0]!.transparentSource, 'address_and_port');
   assert.deepEqual(config.interception.returnInterfaces, ['eth1']);
 });
+
+test("forward: redir's -p/--transproxy is --transparent-source", () => {
+  const { code, stdout } = bpfredir('forward', '--help');
+  assert.equal(code, 0);
+  assert.match(stdout, /--transparent-source, --transproxy, -p/);
+});

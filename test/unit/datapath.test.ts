@@ -47,6 +47,13 @@ test('an allow or deny list needs sk_lookup even without steering rules', () => 
   });
 });
 
+test('accept_proxy needs sk_lookup too, and says which rule', () => {
+  const proxied = { ...listenWithList, rules: listenWithList.rules.map((r) => ({ ...r, acl: undefined, acceptProxy: [] })) };
+  assert.throws(() => chooseDatapath('auto', { ...proxied, acl: undefined }, () => noPrivilege), {
+    message: /^rule '[^']+': accept_proxy's trusted load balancers are enforced by sk_lookup, which needs BPF .*; remove accept_proxy: or run as root/,
+  });
+});
+
 test('splice requested but unavailable is an error, classified kernel vs privileges', () => {
   assert.throws(() => chooseDatapath('splice', listenOnly, () => oldKernel), {
     code: 'ERR_BPFREDIR_KERNEL',
