@@ -125,5 +125,5 @@ test('forward: --accept-proxy and a transparent source with its return interface
 test("forward: redir's -p/--transproxy is --transparent-source", () => {
   const { code, stdout } = bpfredir('forward', '--help');
   assert.equal(code, 0);
-  assert.match(stdout, /--transparent-source, --transproxy, -p/);
+  assert.match(stdout, /-p, --transparent-source, --transproxy/);
 });
