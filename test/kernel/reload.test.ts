@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startBpfredir, type BpfredirProcess, type LogLine } from '../helpers/bpfredir.js';
-import { slow } from '../helpers/emulation.js';
+import { emulated, slow } from '../helpers/emulation.js';
 import { bpfSkipReason, createNetns, type Netns } from '../helpers/netns.js';
 import { runClient, startServer, type TrafficServer } from '../helpers/traffic.js';
 
@@ -133,7 +133,8 @@ describe('reload under load', { skip }, () => {
         probing = false;
         await prober;
         assert.deepEqual(refused, [], `${refused.length} of ${probes} connections to unchanged rules failed`);
-        assert.ok(probes > 10, `only ${probes} probes ran`);
+        // Each probe starts a client process: under emulation (10-30x slower) far fewer fit in the streams' time.
+        assert.ok(probes > (emulated ? 4 : 10), `only ${probes} probes ran`);
         assert.equal(reloads, 5);
       } finally {
         assert.equal(await proxy.stop(), 0);
