@@ -35,6 +35,11 @@ constexpr int kMaxEvents = 256;
 
 uint64_t Key(uint64_t id, uint64_t tag) { return id << kTagBits | tag; }
 
+// Where the client connected to: its PROXY header's word, else the accepted socket's own address.
+std::string DialledText(const Connection& c) {
+  return c.dialled ? FormatSockAddress(*c.dialled) : OriginalDestination(c.fd[kClient].get());
+}
+
 // SO_LINGER 0: closing the socket sends a reset, so the peer learns at once.
 void ResetOnClose(int fd) {
   linger reset{1, 0};
@@ -747,7 +752,7 @@ EngineEvent Engine::NewEvent(const char* type, const Connection& c) const {
   event.rule_id = c.rule_id;
   event.conn_id = c.id;
   event.client = FormatSockAddress(c.client);
-  event.original_dst = c.dialled ? FormatSockAddress(*c.dialled) : OriginalDestination(c.fd[kClient].get());
+  event.original_dst = DialledText(c);
   if (c.upstream.len) event.upstream = FormatSockAddress(c.upstream);  // none before the header is read
   return event;
 }
@@ -757,7 +762,7 @@ ConnectionInfo Engine::Describe(const Connection& c, uint64_t now) const {
   info.conn_id = c.id;
   info.rule_id = c.rule_id;
   info.client = FormatSockAddress(c.client);
-  info.original_dst = c.dialled ? FormatSockAddress(*c.dialled) : OriginalDestination(c.fd[kClient].get());
+  info.original_dst = DialledText(c);
   info.upstream = FormatSockAddress(c.upstream);
   if (c.path != kNoPath) info.datapath = NameOf(c.path);
   uint64_t bytes[2] = {0, 0};
